@@ -1,0 +1,1088 @@
+/**
+ * Python `re` (fail2ban) and PCRE (lua-spylog `engine = 'pcre'`) regexes, translated to native
+ * V8 RegExps with the same meaning.
+ *
+ * The pattern is parsed into a small syntax tree and re-emitted. What differs between the source
+ * dialect and JavaScript is translated, never dropped; what cannot be expressed is a
+ * PatternError at load time, never a silently different match:
+ *
+ * - named groups become numbered groups (names are kept in `groupNames`);
+ * - conditionals `(?(g)yes|no)` and back-references to groups that may not have participated use
+ *   a participation test: inside a look-behind anchored at the subject start, `(?<!\N)` holds
+ *   only when group N captured non-empty text (at position 0 only an empty text can precede).
+ *   Groups that may capture the empty string get a helper "marker" group that captures one
+ *   character next to them;
+ * - atomic groups and possessive quantifiers use the exact emulation `(?=(X))\N`;
+ * - `$`, `^`, `.`, `\A`, `\Z` get their source-dialect meaning (Python's `$` also matches before a
+ *   final newline; `.` excludes only `\n`);
+ * - Python's Unicode `\w \d \s \b` are expanded to Unicode property classes. Because most log
+ *   lines are pure ASCII, a second, faster variant with ASCII classes (identical on ASCII
+ *   subjects) is compiled and chosen per subject;
+ * - scoped case-insensitivity `(?i:…)` (no RegExp modifiers on Node 20) expands letters into
+ *   case classes.
+ */
+import {PatternError, type CompiledRegex} from './types.js'
+import {isAscii} from './ascii.js'
+
+export type Flavor = 'python' | 'pcre'
+
+export interface RegexOptions {
+  /** Source dialect (default python). */
+  flavor?: Flavor
+  /** Compile as if with re.MULTILINE (`^`/`$` at every line). */
+  multiline?: boolean
+  /** Compile as if with re.IGNORECASE. */
+  ignoreCase?: boolean
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax tree
+
+interface Flags {
+  i: boolean // ignore case
+  m: boolean // multiline anchors
+  s: boolean // dot matches newline
+  x: boolean // verbose
+  a: boolean // ASCII classes
+}
+
+type ClassItem =
+  | {k: 'range'; lo: number; hi: number}
+  | {k: 'short'; c: 'd' | 'D' | 'w' | 'W' | 's' | 'S'}
+  | {k: 'posix'; name: string; neg: boolean}
+
+type Node =
+  | {t: 'seq'; items: Node[]}
+  | {t: 'alt'; alts: Node[]}
+  | {t: 'char'; cp: number; f: Flags}
+  | {t: 'any'; f: Flags}
+  | {t: 'class'; neg: boolean; items: ClassItem[]; f: Flags}
+  | {t: 'short'; c: 'd' | 'D' | 'w' | 'W' | 's' | 'S'; f: Flags}
+  | {t: 'assert'; k: 'bol' | 'eol' | 'A' | 'Z' | 'z' | 'b' | 'B'; f: Flags}
+  | {t: 'group'; num: number | undefined; body: Node}
+  | {t: 'look'; behind: boolean; neg: boolean; body: Node}
+  | {t: 'backref'; num: number; f: Flags; pos: number}
+  | {t: 'cond'; num: number; yes: Node; no: Node}
+  | {t: 'atomic'; body: Node}
+  | {t: 'quant'; body: Node; min: number; max: number; lazy: boolean; possessive: boolean}
+
+const MAX_DEPTH = 200
+
+class Parser {
+  private pos = 0
+  private depth = 0
+  /** Python group number → name. */
+  readonly names = new Map<string, number>()
+  groupCount = 0
+  /** Groups that are closed (back-references may only name closed groups). */
+  private readonly closed = new Set<number>()
+  globalFlags: Flags
+
+  constructor(
+    private readonly src: string,
+    private readonly flavor: Flavor,
+    flags: Flags,
+  ) {
+    this.globalFlags = {...flags}
+  }
+
+  fail(msg: string, at = this.pos): never {
+    throw new PatternError(msg, this.src, at)
+  }
+
+  parse(): Node {
+    this.parseGlobalFlags()
+    const node = this.parseAlt(this.globalFlags)
+    if (this.pos < this.src.length) {
+      if (this.src[this.pos] === ')') this.fail('unbalanced parenthesis')
+      this.fail('unexpected character')
+    }
+    return node
+  }
+
+  /** Python: `(?aiLmsux)` groups at the very start set global flags. */
+  private parseGlobalFlags(): void {
+    for (;;) {
+      const m = /^\(\?([aiLmsux]+)\)/.exec(this.src.slice(this.pos))
+      if (!m) return
+      this.applyFlagLetters(this.globalFlags, m[1], this.pos)
+      this.pos += m[0].length
+    }
+  }
+
+  private applyFlagLetters(f: Flags, letters: string, at: number, off = false): void {
+    for (const ch of letters) {
+      switch (ch) {
+        case 'i': f.i = !off; break
+        case 'm': f.m = !off; break
+        case 's': f.s = !off; break
+        case 'x': f.x = !off; break
+        case 'a': f.a = !off; break
+        case 'u': if (off) this.fail("bad inline flag: cannot turn off 'u'", at); f.a = false; break
+        case 'L': this.fail("bad inline flag: 'L' (locale) is only valid for byte patterns", at)
+        case 'n': case 'U': case 'J':
+          if (this.flavor === 'pcre') this.fail(`inline flag '${ch}' is not supported`, at)
+          this.fail(`unknown flag '${ch}'`, at)
+        default: this.fail(`unknown flag '${ch}'`, at)
+      }
+    }
+  }
+
+  private peek(): string | undefined {
+    return this.src[this.pos]
+  }
+
+  private skipVerbose(f: Flags): void {
+    if (!f.x) return
+    for (;;) {
+      const c = this.src[this.pos]
+      if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') this.pos++
+      else if (c === '#') {
+        while (this.pos < this.src.length && this.src[this.pos] !== '\n') this.pos++
+      } else return
+    }
+  }
+
+  private parseAlt(f: Flags): Node {
+    if (++this.depth > MAX_DEPTH) this.fail('pattern nested too deeply')
+    const flags = {...f}
+    const alts: Node[] = [this.parseSeq(flags)]
+    while (this.peek() === '|') {
+      this.pos++
+      alts.push(this.parseSeq(flags))
+    }
+    this.depth--
+    return alts.length === 1 ? alts[0] : {t: 'alt', alts}
+  }
+
+  /** `flags` is mutable: PCRE inline flags change it for the rest of the enclosing group. */
+  private parseSeq(flags: Flags): Node {
+    const items: Node[] = []
+    for (;;) {
+      this.skipVerbose(flags)
+      const c = this.peek()
+      if (c === undefined || c === '|' || c === ')') break
+      const start = this.pos
+      let atom = this.parseAtom(flags)
+      if (atom === null) continue
+      this.skipVerbose(flags)
+      const q = this.parseQuantifier(flags)
+      if (q) {
+        if (atom.t === 'assert' || (atom.t === 'look')) {
+          if (this.flavor === 'python' && atom.t === 'assert') this.fail('nothing to repeat', start)
+          // A repeated assertion is the assertion itself (or nothing for min 0).
+          if (q.min === 0) atom = {t: 'seq', items: []}
+        } else {
+          atom = {t: 'quant', body: atom, ...q}
+        }
+        this.skipVerbose(flags)
+        const c2 = this.peek()
+        if (c2 === '*' || c2 === '+' || c2 === '?' || (c2 === '{' && this.quantifierAhead())) this.fail('multiple repeat')
+      }
+      items.push(atom)
+    }
+    return items.length === 1 ? items[0] : {t: 'seq', items}
+  }
+
+  private quantifierAhead(): boolean {
+    return /^\{(\d*)(,(\d*))?\}/.test(this.src.slice(this.pos)) && this.src[this.pos + 1] !== '}' &&
+      !/^\{,?\}/.test(this.src.slice(this.pos)) && !(this.flavor === 'pcre' && /^\{,/.test(this.src.slice(this.pos)))
+  }
+
+  private parseQuantifier(f: Flags): {min: number; max: number; lazy: boolean; possessive: boolean} | null {
+    const c = this.peek()
+    let min: number, max: number
+    if (c === '*') { min = 0; max = Infinity; this.pos++ }
+    else if (c === '+') { min = 1; max = Infinity; this.pos++ }
+    else if (c === '?') { min = 0; max = 1; this.pos++ }
+    else if (c === '{' && this.quantifierAhead()) {
+      const m = /^\{(\d*)(,(\d*))?\}/.exec(this.src.slice(this.pos))!
+      min = m[1] === '' ? 0 : Number(m[1])
+      max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3])
+      if (max < min) this.fail('min repeat greater than max repeat')
+      if (min > 65535 || (max !== Infinity && max > 65535)) this.fail('the repetition number is too large')
+      this.pos += m[0].length
+    } else return null
+    void f
+    let lazy = false
+    let possessive = false
+    if (this.peek() === '?') { lazy = true; this.pos++ }
+    else if (this.peek() === '+') { possessive = true; this.pos++ }
+    return {min, max, lazy, possessive}
+  }
+
+  private parseAtom(flags: Flags): Node | null {
+    const f = {...flags}
+    const start = this.pos
+    const c = this.src[this.pos++]
+    switch (c) {
+      case '.': return {t: 'any', f}
+      case '^': return {t: 'assert', k: 'bol', f}
+      case '$': return {t: 'assert', k: 'eol', f}
+      case '*': case '+': case '?': this.fail('nothing to repeat', start)
+      case '{':
+        this.pos--
+        if (this.quantifierAhead()) this.fail('nothing to repeat', start)
+        this.pos++
+        return {t: 'char', cp: 0x7b, f}
+      case '[': return this.parseClass(f)
+      case '(': return this.parseGroup(flags, start)
+      case ')': this.fail('unbalanced parenthesis', start)
+      case '\\': return this.parseEscape(f, start)
+      default: {
+        const cp = this.src.codePointAt(start)!
+        if (cp > 0xffff) this.pos++
+        return {t: 'char', cp, f}
+      }
+    }
+  }
+
+  private parseName(end: string, what: string): string {
+    const close = this.src.indexOf(end, this.pos)
+    if (close < 0) this.fail(`missing ${end}, unterminated name`)
+    const name = this.src.slice(this.pos, close)
+    if (!/^[\p{L}_][\p{L}\p{N}_]*$/u.test(name)) this.fail(`bad character in ${what} name '${name}'`)
+    this.pos = close + end.length
+    return name
+  }
+
+  private defineGroup(name: string | undefined, at: number): number {
+    const num = ++this.groupCount
+    if (name !== undefined) {
+      if (this.names.has(name)) this.fail(`redefinition of group name '${name}' as group ${num}; was group ${this.names.get(name)}`, at)
+      this.names.set(name, num)
+    }
+    return num
+  }
+
+  private closeGroup(num: number): void {
+    this.closed.add(num)
+  }
+
+  private groupBody(flags: Flags, at: number): Node {
+    const body = this.parseAlt(flags)
+    if (this.peek() !== ')') this.fail('missing ), unterminated subpattern', at)
+    this.pos++
+    return body
+  }
+
+  private refByName(name: string, at: number): number {
+    const num = this.names.get(name)
+    if (num === undefined) this.fail(`unknown group name '${name}'`, at)
+    return num
+  }
+
+  private backref(num: number, f: Flags, at: number): Node {
+    if (num > this.groupCount) this.fail(`invalid group reference ${num}`, at)
+    if (!this.closed.has(num)) this.fail('cannot refer to an open group', at)
+    return {t: 'backref', num, f, pos: at}
+  }
+
+  private parseGroup(flags: Flags, start: number): Node {
+    if (this.peek() !== '?') {
+      const num = this.defineGroup(undefined, start)
+      const body = this.groupBody(flags, start)
+      this.closeGroup(num)
+      return {t: 'group', num, body}
+    }
+    this.pos++
+    const rest = this.src.slice(this.pos)
+    const c = rest[0]
+    if (rest.startsWith('P<') || (this.flavor === 'pcre' && (c === "'" || (c === '<' && rest[1] !== '=' && rest[1] !== '!')))) {
+      this.pos += rest.startsWith('P<') ? 2 : 1
+      const name = this.parseName(rest.startsWith('P<') || c === '<' ? '>' : "'", 'group')
+      const num = this.defineGroup(name, start)
+      const body = this.groupBody(flags, start)
+      this.closeGroup(num)
+      return {t: 'group', num, body}
+    }
+    if (rest.startsWith('P=')) {
+      this.pos += 2
+      const name = this.parseName(')', 'group')
+      return this.backref(this.refByName(name, start), {...flags}, start)
+    }
+    if (rest.startsWith('P>') || rest.startsWith('R)') || rest.startsWith('&')) this.fail('recursive patterns are not supported', start)
+    switch (c) {
+      case ':': this.pos++; return {t: 'group', num: undefined, body: this.groupBody(flags, start)}
+      case '=': case '!': {
+        this.pos++
+        return {t: 'look', behind: false, neg: c === '!', body: this.groupBody(flags, start)}
+      }
+      case '<': {
+        const d = rest[1]
+        if (d === '=' || d === '!') {
+          this.pos += 2
+          return {t: 'look', behind: true, neg: d === '!', body: this.groupBody(flags, start)}
+        }
+        this.fail('unknown extension ?<' + (d ?? ''), start)
+      }
+      case '>': this.pos++; return {t: 'atomic', body: this.groupBody(flags, start)}
+      case '#': {
+        const close = this.src.indexOf(')', this.pos)
+        if (close < 0) this.fail('missing ), unterminated comment', start)
+        this.pos = close + 1
+        return null as unknown as Node // caller skips (see parseAtom's null contract)
+      }
+      case '(': return this.parseConditional(flags, start)
+      default: break
+    }
+    // Flags: (?flags) (?flags:...) (?-flags:...) (?flags-flags:...)
+    const m = /^([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])/.exec(rest)
+    if (!m) this.fail('unknown extension ?' + (c ?? ''), start)
+    this.pos += m[0].length
+    if (m[3] === ')') {
+      if (m[2] !== undefined && this.flavor === 'python') this.fail('missing :', start)
+      if (this.flavor === 'python') this.fail('global flags not at the start of the expression', start)
+      // PCRE: the setting applies to the rest of the enclosing group.
+      this.applyFlagLetters(flags, m[1], start)
+      if (m[2]) this.applyFlagLetters(flags, m[2], start, true)
+      return null as unknown as Node
+    }
+    const inner = {...flags}
+    if (this.flavor === 'python' && /[aLu]/.test(m[2] ?? '')) this.fail('bad inline flag: cannot turn off flags a, u and L', start)
+    this.applyFlagLetters(inner, m[1], start)
+    if (m[2]) this.applyFlagLetters(inner, m[2], start, true)
+    return {t: 'group', num: undefined, body: this.groupBody(inner, start)}
+  }
+
+  private parseConditional(flags: Flags, start: number): Node {
+    this.pos++ // the second '('
+    const close = this.src.indexOf(')', this.pos)
+    if (close < 0) this.fail('missing ), unterminated name', start)
+    let ref = this.src.slice(this.pos, close)
+    if (this.flavor === 'pcre' && /^<.*>$|^'.*'$/.test(ref)) ref = ref.slice(1, -1)
+    let num: number
+    if (/^\d+$/.test(ref)) {
+      num = Number(ref)
+      if (num === 0 || num > this.groupCount) this.fail('invalid group reference ' + ref, this.pos)
+    } else {
+      if (this.flavor === 'python' && !/^[\p{L}_][\p{L}\p{N}_]*$/u.test(ref)) this.fail(`bad character in group name '${ref}'`, this.pos)
+      num = this.refByName(ref, this.pos)
+    }
+    this.pos = close + 1
+    const body = this.parseAlt(flags)
+    if (this.peek() !== ')') this.fail('missing ), unterminated subpattern', start)
+    this.pos++
+    let yes: Node = body
+    let no: Node = {t: 'seq', items: []}
+    if (body.t === 'alt') {
+      if (body.alts.length > 2) this.fail('conditional backref with more than two branches', start)
+      yes = body.alts[0]
+      no = body.alts[1]
+    }
+    return {t: 'cond', num, yes, no}
+  }
+
+  private hex(n: number, at: number): number {
+    const h = this.src.slice(this.pos, this.pos + n)
+    if (h.length !== n || !/^[0-9a-fA-F]+$/.test(h)) this.fail(`incomplete escape \\${this.src[at + 1]}${h}`, at)
+    this.pos += n
+    return parseInt(h, 16)
+  }
+
+  /** Escapes valid both inside and outside classes. Returns a code point or undefined. */
+  private commonEscape(c: string, at: number): number | undefined {
+    switch (c) {
+      case 'a': return 7
+      case 'f': return 12
+      case 'n': return 10
+      case 'r': return 13
+      case 't': return 9
+      case 'v': if (this.flavor === 'pcre') return undefined; return 11
+      case 'e': if (this.flavor === 'pcre') return 27; return undefined
+      case 'x': {
+        if (this.flavor === 'pcre' && this.peek() === '{') {
+          const close = this.src.indexOf('}', this.pos)
+          const h = this.src.slice(this.pos + 1, close)
+          if (close < 0 || !/^[0-9a-fA-F]{1,6}$/.test(h)) this.fail('bad \\x{...} escape', at)
+          this.pos = close + 1
+          return parseInt(h, 16)
+        }
+        if (this.flavor === 'pcre') {
+          const m = /^[0-9a-fA-F]{0,2}/.exec(this.src.slice(this.pos))!
+          this.pos += m[0].length
+          return m[0] === '' ? 0 : parseInt(m[0], 16)
+        }
+        return this.hex(2, at)
+      }
+      case 'u': if (this.flavor === 'pcre') return undefined; return this.hex(4, at)
+      case 'U': {
+        if (this.flavor === 'pcre') return undefined
+        const cp = this.hex(8, at)
+        if (cp > 0x10ffff) this.fail('bad escape \\U', at)
+        return cp
+      }
+      case 'N':
+        if (this.flavor === 'python' && this.peek() === '{') this.fail('named Unicode escapes \\N{...} are not supported; write the character or \\uXXXX', at)
+        return undefined
+      case 'c':
+        if (this.flavor === 'pcre') {
+          const ch = this.src[this.pos++]
+          if (ch === undefined) this.fail('\\c at end of pattern', at)
+          return ch.toUpperCase().charCodeAt(0) ^ 0x40
+        }
+        return undefined
+      default: return undefined
+    }
+  }
+
+  private parseEscape(f: Flags, at: number): Node {
+    const c = this.src[this.pos++]
+    if (c === undefined) this.fail('bad escape (end of pattern)', at)
+    switch (c) {
+      case 'd': case 'D': case 'w': case 'W': case 's': case 'S': return {t: 'short', c, f}
+      case 'b': return {t: 'assert', k: 'b', f}
+      case 'B': return {t: 'assert', k: 'B', f}
+      case 'A': return {t: 'assert', k: 'A', f}
+      case 'Z': return {t: 'assert', k: this.flavor === 'pcre' ? 'Z' : 'z', f}
+      case 'z': if (this.flavor === 'pcre') return {t: 'assert', k: 'z', f}; break
+      case 'h': case 'H':
+        if (this.flavor === 'pcre') return {t: 'class', neg: c === 'H', items: [{k: 'range', lo: 9, hi: 9}, {k: 'range', lo: 32, hi: 32}, {k: 'range', lo: 0xa0, hi: 0xa0}], f}
+        break
+      case 'v': case 'V':
+        if (this.flavor === 'pcre') return {t: 'class', neg: c === 'V', items: [{k: 'range', lo: 10, hi: 13}, {k: 'range', lo: 0x85, hi: 0x85}, {k: 'range', lo: 0x2028, hi: 0x2029}], f}
+        break
+      case 'Q':
+        if (this.flavor === 'pcre') {
+          let end = this.src.indexOf('\\E', this.pos)
+          if (end < 0) end = this.src.length
+          const lit = this.src.slice(this.pos, end)
+          this.pos = Math.min(this.src.length, end + 2)
+          return {t: 'seq', items: [...lit].map((ch) => ({t: 'char', cp: ch.codePointAt(0)!, f}) as Node)}
+        }
+        break
+      case 'E': if (this.flavor === 'pcre') return {t: 'seq', items: []}; break
+      case 'k':
+        if (this.flavor === 'pcre') {
+          const open = this.src[this.pos]
+          const end = open === '<' ? '>' : open === "'" ? "'" : open === '{' ? '}' : undefined
+          if (!end) this.fail('\\k must be followed by a group name in <>, \'\' or {}', at)
+          this.pos++
+          return this.backref(this.refByName(this.parseName(end, 'group'), at), f, at)
+        }
+        break
+      case 'g':
+        if (this.flavor === 'pcre') {
+          const m = /^(?:\{(-?\d+|[A-Za-z_]\w*)\}|(-?\d+))/.exec(this.src.slice(this.pos))
+          if (!m) this.fail('bad \\g reference', at)
+          this.pos += m[0].length
+          const ref = m[1] ?? m[2]
+          let num: number
+          if (/^-?\d+$/.test(ref)) {
+            num = Number(ref)
+            if (num < 0) num = this.groupCount + 1 + num
+          } else num = this.refByName(ref, at)
+          return this.backref(num, f, at)
+        }
+        break
+    }
+    if (c >= '0' && c <= '9') {
+      // Octal escape or back-reference.
+      if (c === '0') {
+        const m = /^[0-7]{0,2}/.exec(this.src.slice(this.pos))!
+        this.pos += m[0].length
+        return {t: 'char', cp: parseInt('0' + m[0], 8), f}
+      }
+      const m3 = /^[0-7]{2}/.exec(this.src.slice(this.pos))
+      if (c <= '7' && m3) {
+        const v = parseInt(c + m3[0], 8)
+        if (v > 0o377) this.fail(`octal escape value \\${c}${m3[0]} outside of range 0-0o377`, at)
+        this.pos += 2
+        return {t: 'char', cp: v, f}
+      }
+      let digits = c
+      if (/[0-9]/.test(this.src[this.pos] ?? '')) digits += this.src[this.pos++]
+      return this.backref(Number(digits), f, at)
+    }
+    const cp = this.commonEscape(c, at)
+    if (cp !== undefined) return {t: 'char', cp, f}
+    if (/[A-Za-z]/.test(c)) this.fail(`bad escape \\${c}`, at)
+    const lit = this.src.codePointAt(this.pos - 1)!
+    if (lit > 0xffff) this.pos++
+    return {t: 'char', cp: lit, f}
+  }
+
+  private parseClass(f: Flags): Node {
+    const start = this.pos - 1
+    let neg = false
+    if (this.peek() === '^') { neg = true; this.pos++ }
+    const items: ClassItem[] = []
+    let first = true
+    for (;;) {
+      const c = this.peek()
+      if (c === undefined) this.fail('unterminated character set', start)
+      if (c === ']' && !first) { this.pos++; break }
+      first = false
+      if (this.flavor === 'pcre' && c === '[') {
+        const pm = /^\[:(\^?)([a-z]+):\]/.exec(this.src.slice(this.pos))
+        if (pm) {
+          if (!POSIX_CLASSES[pm[2]]) this.fail(`unknown POSIX class name '${pm[2]}'`)
+          this.pos += pm[0].length
+          items.push({k: 'posix', name: pm[2], neg: pm[1] === '^'})
+          continue
+        }
+      }
+      const lo = this.classAtom(start)
+      if (typeof lo !== 'number') { items.push(lo); continue }
+      if (this.peek() === '-' && this.src[this.pos + 1] !== ']' && this.src[this.pos + 1] !== undefined) {
+        const dashAt = this.pos
+        this.pos++
+        const hi = this.classAtom(start)
+        if (typeof hi !== 'number') {
+          if (this.flavor === 'python') this.fail('bad character range', dashAt)
+          items.push({k: 'range', lo, hi: lo}, {k: 'range', lo: 0x2d, hi: 0x2d}, hi)
+          continue
+        }
+        if (hi < lo) this.fail('bad character range', dashAt)
+        items.push({k: 'range', lo, hi})
+      } else items.push({k: 'range', lo, hi: lo})
+    }
+    return {t: 'class', neg, items, f}
+  }
+
+  private classAtom(start: number): number | ClassItem {
+    const c = this.src[this.pos]
+    if (c !== '\\') {
+      const cp = this.src.codePointAt(this.pos)!
+      this.pos += cp > 0xffff ? 2 : 1
+      return cp
+    }
+    const at = this.pos
+    this.pos++
+    const e = this.src[this.pos++]
+    if (e === undefined) this.fail('unterminated character set', start)
+    switch (e) {
+      case 'd': case 'D': case 'w': case 'W': case 's': case 'S': return {k: 'short', c: e}
+      case 'b': return 8
+    }
+    if (e >= '0' && e <= '7') {
+      const m = /^[0-7]{0,2}/.exec(this.src.slice(this.pos))!
+      this.pos += m[0].length
+      const v = parseInt(e + m[0], 8)
+      if (v > 0o377) this.fail('octal escape value outside of range 0-0o377', at)
+      return v
+    }
+    if (e === '8' || e === '9') this.fail(`bad escape \\${e}`, at)
+    const cp = this.commonEscape(e, at)
+    if (cp !== undefined) return cp
+    if (this.flavor === 'pcre' && (e === 'h' || e === 'v')) this.fail(`\\${e} inside a character set is not supported`, at)
+    if (/[A-Za-z]/.test(e)) this.fail(`bad escape \\${e}`, at)
+    const lit = this.src.codePointAt(this.pos - 1)!
+    if (lit > 0xffff) this.pos++
+    return lit
+  }
+}
+
+const POSIX_CLASSES: Record<string, string> = {
+  alpha: 'A-Za-z', digit: '0-9', alnum: '0-9A-Za-z', upper: 'A-Z', lower: 'a-z', space: '\\t-\\r ',
+  blank: '\\t ', punct: '!-\\/:-@\\[-`\\{-~', xdigit: '0-9A-Fa-f', word: '0-9A-Za-z_', cntrl: '\\x00-\\x1f\\x7f',
+  print: ' -~', graph: '!-~', ascii: '\\x00-\\x7f',
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+
+function minLength(n: Node): number {
+  switch (n.t) {
+    case 'seq': return n.items.reduce((s, x) => s + minLength(x), 0)
+    case 'alt': return Math.min(...n.alts.map(minLength))
+    case 'char': case 'any': case 'class': case 'short': return 1
+    case 'assert': case 'look': case 'backref': return 0
+    case 'group': case 'atomic': return minLength(n.body)
+    case 'cond': return Math.min(minLength(n.yes), minLength(n.no))
+    case 'quant': return n.min === 0 ? 0 : n.min * minLength(n.body)
+  }
+}
+
+/**
+ * A repeated body that can match empty is translated unchanged only when it has no capture
+ * groups, no alternation and no lazy quantifier: then both engines prefer non-empty iterations
+ * and differ only in whether a final empty iteration is counted, which is then invisible.
+ */
+function nullableLoopIsSafe(n: Node): boolean {
+  switch (n.t) {
+    case 'seq': return n.items.every(nullableLoopIsSafe)
+    case 'alt': case 'cond': case 'backref': return false
+    case 'group': return n.num === undefined && nullableLoopIsSafe(n.body)
+    case 'atomic': case 'look': return nullableLoopIsSafe(n.body)
+    case 'quant': return !n.lazy && nullableLoopIsSafe(n.body)
+    default: return true
+  }
+}
+
+interface GroupInfo {
+  /** Participates in every successful match once reached in sequence (no optional/alternative/look ancestor). */
+  unconditional: boolean
+  canBeEmpty: boolean
+  /** Referenced by a conditional or a possibly-unset back-reference: needs a participation test. */
+  needsTest: boolean
+}
+
+function analyse(root: Node, count: number): GroupInfo[] {
+  const info: GroupInfo[] = []
+  for (let i = 0; i <= count; i++) info.push({unconditional: false, canBeEmpty: false, needsTest: false})
+  const walk = (n: Node, uncond: boolean, repeated: {optional: boolean} | undefined): void => {
+    switch (n.t) {
+      case 'seq': for (const x of n.items) walk(x, uncond, repeated); break
+      case 'alt':
+        for (const x of n.alts) walk(x, false, repeated ? {optional: true} : undefined)
+        break
+      case 'group':
+        if (n.num !== undefined) {
+          info[n.num].unconditional = uncond
+          info[n.num].canBeEmpty = minLength(n.body) === 0
+          if (repeated?.optional) {
+            throw new PatternError(
+              `group ${n.num} sits in a repeated part of the pattern that may skip it; Python keeps its value from an earlier repetition, JavaScript would reset it — make the group mandatory in the repetition or move it out`,
+              '',
+            )
+          }
+        }
+        walk(n.body, uncond, repeated)
+        break
+      case 'atomic': walk(n.body, uncond, repeated); break
+      case 'look': walk(n.body, false, repeated ? {optional: true} : undefined); break
+      case 'cond':
+        info[n.num].needsTest = true
+        walk(n.yes, false, repeated ? {optional: true} : undefined)
+        walk(n.no, false, repeated ? {optional: true} : undefined)
+        break
+      case 'quant': {
+        const inner = n.max > 1 ? {optional: false} : repeated && n.min === 0 ? {optional: true} : repeated
+        walk(n.body, uncond && n.min > 0, inner)
+        break
+      }
+      case 'backref':
+        break
+      default: break
+    }
+  }
+  walk(root, true, undefined)
+  // A back-reference to a group that may not have participated needs the test too.
+  const refs = (n: Node): void => {
+    switch (n.t) {
+      case 'seq': n.items.forEach(refs); break
+      case 'alt': n.alts.forEach(refs); break
+      case 'group': case 'atomic': case 'look': refs(n.body); break
+      case 'quant': refs(n.body); break
+      case 'cond': refs(n.yes); refs(n.no); break
+      case 'backref': if (!info[n.num].unconditional) info[n.num].needsTest = true; break
+      default: break
+    }
+  }
+  refs(root)
+  return info
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emission
+
+const U_WORD = '\\p{L}\\p{N}_'
+const U_DIGIT = '\\p{Nd}'
+const U_SPACE = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000'
+const A_SPACE_PY_UNICODE = '\\t-\\r\\x1c-\\x20' // Python's Unicode \s restricted to ASCII
+const A_SPACE_ASCII = '\\t-\\r ' // Python's ASCII-mode (?a) \s, and PCRE's \s
+
+/** Class-body text of a shorthand, for the variant being emitted. Negated shorthands return undefined. */
+function shortBody(c: 'd' | 'w' | 's', f: Flags, flavor: Flavor, asciiSubject: boolean): string {
+  const ascii = f.a || flavor === 'pcre'
+  if (c === 'd') return ascii || asciiSubject ? '0-9' : U_DIGIT
+  if (c === 'w') return ascii || asciiSubject ? '0-9A-Za-z_' : U_WORD
+  if (ascii) return A_SPACE_ASCII
+  return asciiSubject ? A_SPACE_PY_UNICODE : U_SPACE
+}
+
+const NOT_EMPTY_SUBJECT = '(?:(?<=[\\s\\S])|(?=[\\s\\S]))'
+
+const SYNTAX = new Set('^$\\.*+?()[]{}|/'.split(''))
+
+function escCp(cp: number, inClass: boolean): string {
+  const ch = String.fromCodePoint(cp)
+  if (inClass) {
+    if (ch === '\\' || ch === ']' || ch === '[' || ch === '^' || ch === '-') return '\\' + ch
+  } else if (SYNTAX.has(ch)) return '\\' + ch
+  if (cp < 0x20 || cp === 0x7f) return '\\x' + cp.toString(16).padStart(2, '0')
+  if (cp >= 0x80 && cp <= 0xa0) return '\\x' + cp.toString(16)
+  if (cp === 0x2028 || cp === 0x2029 || (cp >= 0xd800 && cp <= 0xdfff)) return '\\u' + cp.toString(16)
+  return ch
+}
+
+/** Characters that are case-insensitively equal to cp (Python's simple folding, plus its special pairs). */
+function caseVariants(cp: number): number[] {
+  const out = new Set<number>([cp])
+  const ch = String.fromCodePoint(cp)
+  for (const v of [ch.toLowerCase(), ch.toUpperCase()]) {
+    if ([...v].length === 1) out.add(v.codePointAt(0)!)
+  }
+  for (const v of [...out]) {
+    const extra = SPECIAL_FOLDS[v]
+    if (extra) for (const e of extra) out.add(e)
+  }
+  return [...out]
+}
+
+const SPECIAL_FOLDS: Record<number, number[]> = {
+  0x6b: [0x212a], 0x4b: [0x212a], 0x212a: [0x6b, 0x4b],
+  0x73: [0x17f], 0x53: [0x17f], 0x17f: [0x73, 0x53],
+  0x3c9: [0x2126], 0x3a9: [0x2126], 0x2126: [0x3c9, 0x3a9],
+  0xe5: [0x212b], 0xc5: [0x212b], 0x212b: [0xe5, 0xc5],
+}
+
+class Emitter {
+  /** JS group index for each Python group number. */
+  readonly jsIndex: number[] = []
+  /** Marker group JS indices for groups that can be empty and need a participation test. */
+  private readonly markers = new Map<number, [number, number]>()
+  private jsGroups = 0
+  /** Whether the JS `i` flag is in use (the whole pattern is uniformly case-insensitive). */
+  constructor(
+    private readonly info: GroupInfo[],
+    private readonly flavor: Flavor,
+    private readonly nativeI: boolean,
+    private readonly asciiSubject: boolean,
+    private readonly src: string,
+  ) {}
+
+  get groupCount(): number {
+    return this.jsGroups
+  }
+
+  private newGroup(): number {
+    return ++this.jsGroups
+  }
+
+  emit(n: Node): string {
+    switch (n.t) {
+      case 'seq': return n.items.map((x) => this.emitQuantifiable(x, false)).join('')
+      case 'alt': return n.alts.map((x) => this.emit(x)).join('|')
+      case 'char': return this.char(n.cp, n.f)
+      case 'any': return n.f.s ? '[\\s\\S]' : '[^\\n]'
+      case 'short': return this.shorthand(n.c, n.f)
+      case 'class': return this.cls(n)
+      case 'assert': return this.assertion(n.k, n.f)
+      case 'group': {
+        if (n.num === undefined) return '(?:' + this.emit(n.body) + ')'
+        const idx = this.newGroup()
+        this.jsIndex[n.num] = idx
+        let out = '(' + this.emit(n.body) + ')'
+        const gi = this.info[n.num]
+        if (gi.needsTest && gi.canBeEmpty) {
+          const a = this.newGroup()
+          const b = this.newGroup()
+          this.markers.set(n.num, [a, b])
+          // One character next to the group: before it, else after it. Non-empty whenever the
+          // subject is non-empty, so the participation test below can see it.
+          // On an empty subject no character exists; there the group reads as not participating.
+          out += '(?:(?<=([\\s\\S]))|(?<![\\s\\S])(?=([\\s\\S]))|(?<![\\s\\S])(?![\\s\\S]))'
+        }
+        return out
+      }
+      case 'look': return '(?' + (n.behind ? '<' : '') + (n.neg ? '!' : '=') + this.emit(n.body) + ')'
+      case 'atomic': {
+        const idx = this.newGroup()
+        return '(?=(' + this.emit(n.body) + '))\\' + idx + '(?:)'
+      }
+      case 'backref': {
+        if (!n.f.i !== !this.nativeI) {
+          throw new PatternError('a back-reference with case-insensitivity different from the rest of the pattern cannot be translated', this.src, n.pos)
+        }
+        const ref = '\\' + this.jsIndex[n.num] + '(?:)'
+        if (!this.info[n.num].needsTest) return ref
+        return '(?:' + this.participated(n.num) + ref + ')'
+      }
+      case 'cond': {
+        const test = this.participated(n.num)
+        return '(?:' + test + '(?:' + this.emit(n.yes) + ')|(?!' + test + ')(?:' + this.emit(n.no) + '))'
+      }
+      case 'quant': return this.emitQuantifiable(n, true)
+    }
+  }
+
+  /** Test that Python group `num` participated in the match so far. */
+  private participated(num: number): string {
+    const nonEmpty = (idx: number): string => '(?<=(?<![\\s\\S])(?<!\\' + idx + ')[\\s\\S]*)'
+    const mk = this.markers.get(num)
+    if (!mk) return nonEmpty(this.jsIndex[num])
+    return '(?:' + nonEmpty(mk[0]) + '|' + nonEmpty(mk[1]) + ')'
+  }
+
+  private emitQuantifiable(n: Node, top: boolean): string {
+    if (n.t !== 'quant') return this.emit(n)
+    void top
+    const q = n.min === 0 && n.max === Infinity ? '*'
+      : n.min === 1 && n.max === Infinity ? '+'
+      : n.min === 0 && n.max === 1 ? '?'
+      : n.max === Infinity ? `{${n.min},}`
+      : n.min === n.max ? `{${n.min}}` : `{${n.min},${n.max}}`
+    if (minLength(n.body) === 0 && n.max > n.min) {
+      if (n.max === 1) {
+        // Python takes an empty optional iteration (and sets its groups); JavaScript rejects it.
+        // An alternation has no such check, so X? is exactly (?:X|) and X?? is (?:|X).
+        const body = this.emit(n.body)
+        const alt = n.lazy ? '(?:|' + body + ')' : '(?:' + body + '|)'
+        if (!n.possessive) return alt
+        const idx = this.newGroup()
+        return '(?=(' + alt + '))\\' + idx + '(?:)'
+      }
+      if (!nullableLoopIsSafe(n.body)) {
+        throw new PatternError(
+          'a repeated part that can match the empty string contains groups, alternatives or lazy quantifiers; Python and JavaScript treat its last, empty repetition differently — make the repeated part consume at least one character',
+          this.src,
+        )
+      }
+    }
+    if (n.possessive) {
+      const idx = this.newGroup()
+      return '(?=(' + this.atomOf(n.body) + q + '))\\' + idx + '(?:)'
+    }
+    return this.atomOf(n.body) + q + (n.lazy ? '?' : '')
+  }
+
+  /** Emit a node so that a following quantifier applies to all of it. */
+  private atomOf(n: Node): string {
+    const s = this.emit(n)
+    switch (n.t) {
+      case 'char':
+        return s.length === 1 || /^\\.$|^\\x..$|^\\u....$/.test(s) || [...s].length === 1 ? s : '(?:' + s + ')'
+      case 'any': case 'class':
+        return s
+      case 'group':
+        return s.endsWith(')') && s.startsWith('(') && this.isSingleGroup(s) ? s : '(?:' + s + ')'
+      case 'short':
+        return s.startsWith('[') && s.endsWith(']') && !s.includes('|') ? s : '(?:' + s + ')'
+      default:
+        return '(?:' + s + ')'
+    }
+  }
+
+  /** Whether `s` is one parenthesised group from its first to its last character. */
+  private isSingleGroup(s: string): boolean {
+    let depth = 0
+    let inClass = false
+    for (let i = 0; i < s.length; i++) {
+      const c = s[i]
+      if (c === '\\') { i++; continue }
+      if (inClass) { if (c === ']') inClass = false; continue }
+      if (c === '[') inClass = true
+      else if (c === '(') depth++
+      else if (c === ')' && --depth === 0 && i !== s.length - 1) return false
+    }
+    return true
+  }
+
+  private char(cp: number, f: Flags): string {
+    if (f.i && !this.nativeI) {
+      const vs = caseVariants(cp)
+      if (vs.length > 1) return '[' + vs.map((v) => escCp(v, true)).join('') + ']'
+    }
+    return escCp(cp, false)
+  }
+
+  private shorthand(c: 'd' | 'D' | 'w' | 'W' | 's' | 'S', f: Flags): string {
+    const lower = c.toLowerCase() as 'd' | 'w' | 's'
+    const body = shortBody(lower, f, this.flavor, this.asciiSubject)
+    return (c === lower ? '[' : '[^') + body + ']'
+  }
+
+  private assertion(k: 'bol' | 'eol' | 'A' | 'Z' | 'z' | 'b' | 'B', f: Flags): string {
+    switch (k) {
+      case 'bol': return f.m ? '(?<![^\\n])' : '^'
+      case 'eol': return f.m ? '(?![^\\n])' : '(?=\\n?$)'
+      case 'A': return '^'
+      case 'z': return '$'
+      case 'Z': return '(?=\\n?$)'
+      case 'b': case 'B': {
+        const ascii = f.a || this.flavor === 'pcre' || this.asciiSubject
+        // Python's \B never matches in an empty subject.
+        if ((this.asciiSubject || ascii) && !(this.nativeI && !this.asciiSubject)) return k === 'b' ? '\\b' : '\\B' + NOT_EMPTY_SUBJECT
+        const w = ascii ? '[0-9A-Za-z_]' : '[' + U_WORD + ']'
+        return k === 'b' ? `(?:(?<=${w})(?!${w})|(?<!${w})(?=${w}))` : `(?:(?<=${w})(?=${w})|(?<!${w})(?!${w})${NOT_EMPTY_SUBJECT})`
+      }
+    }
+  }
+
+  private cls(n: Extract<Node, {t: 'class'}>): string {
+    const f = n.f
+    let body = ''
+    const negShorts: string[] = []
+    for (const it of n.items) {
+      if (it.k === 'range') {
+        if (f.i && !this.nativeI) {
+          body += this.caseRange(it.lo, it.hi)
+        } else body += it.lo === it.hi ? escCp(it.lo, true) : escCp(it.lo, true) + '-' + escCp(it.hi, true)
+      } else if (it.k === 'short') {
+        const lower = it.c.toLowerCase() as 'd' | 'w' | 's'
+        const b = shortBody(lower, f, this.flavor, this.asciiSubject)
+        if (it.c === lower) body += b
+        else negShorts.push('[^' + b + ']')
+      } else {
+        let pb = POSIX_CLASSES[it.name]
+        if (f.i && (it.name === 'upper' || it.name === 'lower')) pb = 'A-Za-z'
+        if (it.neg) negShorts.push('[^' + pb + ']')
+        else body += pb
+      }
+    }
+    if (negShorts.length === 0) {
+      if (body === '') return n.neg ? '[\\s\\S]' : '[]'
+      return (n.neg ? '[^' : '[') + body + ']'
+    }
+    const union = [...(body ? ['[' + body + ']'] : []), ...negShorts].join('|')
+    return n.neg ? '(?:(?!' + union + ')[\\s\\S])' : '(?:' + union + ')'
+  }
+
+  private caseRange(lo: number, hi: number): string {
+    if (hi - lo > 5000) throw new PatternError('case-insensitive character range too large to translate', this.src)
+    const set = new Set<number>()
+    for (let c = lo; c <= hi; c++) for (const v of caseVariants(c)) set.add(v)
+    const sorted = [...set].sort((a, b) => a - b)
+    let out = ''
+    for (let i = 0; i < sorted.length; ) {
+      let j = i
+      while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++
+      out += i === j ? escCp(sorted[i], true) : escCp(sorted[i], true) + '-' + escCp(sorted[j], true)
+      i = j + 1
+    }
+    return out
+  }
+}
+
+function usesCase(n: Node, acc: {on: boolean; off: boolean}): void {
+  switch (n.t) {
+    case 'seq': n.items.forEach((x) => usesCase(x, acc)); break
+    case 'alt': n.alts.forEach((x) => usesCase(x, acc)); break
+    case 'char': case 'class': case 'backref':
+      if (n.f.i) acc.on = true
+      else acc.off = true
+      break
+    case 'group': case 'atomic': case 'look': case 'quant': usesCase(n.body, acc); break
+    case 'cond': usesCase(n.yes, acc); usesCase(n.no, acc); break
+    default: break
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled form
+
+class Compiled implements CompiledRegex {
+  private unicode: RegExp | undefined
+  constructor(
+    readonly source: string,
+    readonly groupNames: ReadonlyMap<string, number>,
+    readonly groupCount: number,
+    readonly required: readonly string[],
+    readonly ignoreCase: boolean,
+    private readonly ascii: RegExp,
+    private readonly unicodeSource: string | undefined,
+    private readonly flags: string,
+    /** JS index of each Python group number, for numbered access. */
+    readonly pyIndex: readonly number[],
+  ) {}
+
+  /** The native source used for ASCII subjects (for diagnostics and tests). */
+  get jsSource(): string {
+    return this.ascii.source
+  }
+
+  exec(subject: string, from = 0, ascii?: boolean): RegExpExecArray | null {
+    let re = this.ascii
+    if (this.unicodeSource !== undefined && !(ascii ?? isAscii(subject))) {
+      re = this.unicode ??= new RegExp(this.unicodeSource, this.flags)
+    }
+    re.lastIndex = from
+    return re.exec(subject)
+  }
+
+  group(m: RegExpExecArray, name: string): string | undefined {
+    const i = this.groupNames.get(name)
+    return i === undefined ? undefined : m[i]
+  }
+}
+
+/** Literals of which one must occur in every match (case-sensitive patterns only). */
+function requiredLiterals(n: Node): string[] {
+  // Returns candidate sets; a set means "one of these occurs". Pick the strongest.
+  const best = (sets: string[][]): string[] => {
+    let pick: string[] = []
+    let score = 0
+    for (const s of sets) {
+      if (s.length === 0) continue
+      const sc = Math.min(...s.map((x) => x.length)) / s.length
+      if (sc > score) { score = sc; pick = s }
+    }
+    return pick
+  }
+  const walk = (x: Node): string[] => {
+    switch (x.t) {
+      case 'seq': {
+        const sets: string[][] = []
+        let run = ''
+        for (const it of x.items) {
+          if (it.t === 'char' && !it.f.i) { run += String.fromCodePoint(it.cp); continue }
+          if (run) { sets.push([run]); run = '' }
+          if (it.t === 'assert' || it.t === 'look') continue
+          sets.push(walk(it))
+        }
+        if (run) sets.push([run])
+        return best(sets)
+      }
+      case 'alt': {
+        const all: string[] = []
+        for (const a of x.alts) {
+          const r = walk(a)
+          if (r.length === 0) return []
+          all.push(...r)
+        }
+        return [...new Set(all)]
+      }
+      case 'char': return x.f.i ? [] : [String.fromCodePoint(x.cp)]
+      case 'group': case 'atomic': return walk(x.body)
+      case 'quant': return x.min > 0 ? walk(x.body) : []
+      default: return []
+    }
+  }
+  const r = walk(n)
+  // Very short literals do not pay for the extra scan.
+  return r.every((s) => s.length >= 3) ? r : []
+}
+
+/** Compile a Python-`re` (default) or PCRE pattern. Throws PatternError. */
+export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {pyIndex: readonly number[]; jsSource: string} {
+  const flavor = opts.flavor ?? 'python'
+  const base: Flags = {i: !!opts.ignoreCase, m: !!opts.multiline, s: false, x: false, a: false}
+  const parser = new Parser(pattern, flavor, base)
+  let tree: Node
+  let info: GroupInfo[]
+  try {
+    tree = parser.parse()
+    info = analyse(tree, parser.groupCount)
+  } catch (e) {
+    if (e instanceof PatternError && e.pattern === '') throw new PatternError(e.message, pattern)
+    throw e
+  }
+  const cs = {on: false, off: false}
+  usesCase(tree, cs)
+  const nativeI = cs.on && !cs.off
+  const flags = 'gu' + (nativeI ? 'i' : '')
+  const make = (asciiSubject: boolean): Emitter => {
+    const em = new Emitter(info, flavor, nativeI, asciiSubject, pattern)
+    return em
+  }
+  const ea = make(true)
+  const asciiSrc = ea.emit(tree)
+  const eu = make(false)
+  const uniSrc = eu.emit(tree)
+  let asciiRe: RegExp
+  try {
+    asciiRe = new RegExp(asciiSrc, flags)
+    if (uniSrc !== asciiSrc) new RegExp(uniSrc, flags)
+  } catch (e) {
+    throw new PatternError(`cannot be translated to a JavaScript regex (${(e as Error).message})`, pattern)
+  }
+  const names = new Map<string, number>()
+  for (const [name, num] of parser.names) names.set(name, ea.jsIndex[num])
+  const pyIndex = ea.jsIndex.slice()
+  return new Compiled(
+    pattern, names, ea.groupCount, nativeI || cs.on ? [] : requiredLiterals(tree), nativeI, asciiRe,
+    uniSrc === asciiSrc ? undefined : uniSrc, flags, pyIndex,
+  )
+}
