@@ -1,0 +1,226 @@
+/**
+ * Date detection in log lines (SPEC §4.2, §5): the first template, in order, whose regex matches
+ * the raw line wins (the stateless selection SPEC §5.6 verifies against the corpus). Its group 1
+ * is the date text the caller cuts out of the line; the captured fields give the time.
+ *
+ * Everything is compiled in the constructor; `detect` runs the regexes and converts the winning
+ * captures straight to a number.
+ */
+import {isAscii} from '../patterns/ascii.js'
+import {compilePython} from '../patterns/pyre.js'
+import {PatternError, type CompiledRegex} from '../patterns/types.js'
+import {convertFields, epochValue, fieldSlots, longEpochValue, tai64nValue, type FieldSlots} from './convert.js'
+import {TemplateKind, templatesFor, type TemplateSpec} from './templates.js'
+import {localTimeZone, type TimeZone} from './timezone.js'
+
+export interface DateHit {
+  /** The cut range: group 1 of the template, in the raw line. */
+  start: number
+  end: number
+  /**
+   * Unix seconds; undefined when the date text cannot be converted (impossible date, unknown
+   * zone) and when the cut range is empty (`{NONE}`): then the caller applies fail2ban's rule
+   * (last date if less than 60 s old, else "now").
+   */
+  time: number | undefined
+  /** Index into `templates`. */
+  template: number
+}
+
+export interface DateOptions {
+  /** Zone of dates without an explicit zone (default: the process zone, `TZ` honoured). */
+  timezone?: TimeZone
+  /** Unix seconds, default real clock. Read only for dates without a year or a day. */
+  now?: () => number
+}
+
+interface Slot {
+  readonly re: CompiledRegex
+  readonly kind: TemplateKind
+  readonly fields: FieldSlots
+  /** JS index of Python group 1. */
+  readonly g1: number
+  /** JS index of the epoch value group. */
+  readonly value: number
+  /** JS index of the helper group capturing the rest of the line after group 1, or -1. */
+  readonly tail: number
+  readonly required: readonly string[]
+}
+
+const DATE_GROUP = '_spylog_date'
+const VALUE_GROUP = '_spylog_value'
+const TAIL_GROUP = '_spylog_tail'
+
+export interface GroupSpan {
+  /** Index of the opening parenthesis. */
+  open: number
+  /** Index of the closing parenthesis (-1 if unbalanced). */
+  close: number
+  /** Name of a `(?P<name>…)` group. */
+  name?: string
+}
+
+/**
+ * The capturing groups of a Python regex, in group-number order. Skips escapes, character
+ * classes and comments (enough to locate groups; the regex is validated when compiled).
+ */
+export function capturingGroups(p: string): GroupSpan[] {
+  const out: GroupSpan[] = []
+  const stack: (GroupSpan | undefined)[] = []
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]
+    if (c === '\\') {
+      i++
+    } else if (c === '[') {
+      let j = i + 1
+      if (p[j] === '^') j++
+      if (p[j] === ']') j++
+      for (; j < p.length && p[j] !== ']'; j++) if (p[j] === '\\') j++
+      i = j
+    } else if (c === '(') {
+      if (p.startsWith('(?#', i)) {
+        const j = p.indexOf(')', i)
+        if (j < 0) break
+        i = j
+        continue
+      }
+      let g: GroupSpan | undefined
+      if (p[i + 1] !== '?') g = {open: i, close: -1}
+      else {
+        const named = /^\(\?P?<([A-Za-z_]\w*)>/.exec(p.slice(i, i + 40))
+        if (named) g = {open: i, close: -1, name: named[1]!}
+      }
+      if (g) out.push(g)
+      stack.push(g)
+    } else if (c === ')') {
+      const g = stack.pop()
+      if (g) g.close = i
+    }
+  }
+  return out
+}
+
+/**
+ * Prepare a template regex for compiling: make group 1 (and the epoch value group) named so that
+ * they are found through `groupNames`, and, when text may follow group 1, capture the rest of the
+ * line right after it (`(?=(?P<tail>[\s\S]*))`) so that the cut range is exact without match
+ * indices.
+ */
+function instrument(t: TemplateSpec): {source: string; date: string; value: string | undefined; tail: boolean} {
+  const p = t.regex
+  const groups = capturingGroups(p)
+  const g1 = groups[0]
+  if (g1 === undefined || g1.close < 0) throw new PatternError(`date template ${JSON.stringify(t.name)} has no group 1`, p)
+  const edits: {at: number; del: number; ins: string}[] = []
+  const nameOf = (g: GroupSpan, fresh: string): string => {
+    if (g.name !== undefined) return g.name
+    edits.push({at: g.open, del: 1, ins: `(?P<${fresh}>`})
+    return fresh
+  }
+  const date = nameOf(g1, DATE_GROUP)
+  let value: string | undefined
+  if (t.kind !== TemplateKind.Pattern && t.kind !== TemplateKind.Tai64n) {
+    const gv = groups[t.valueGroup - 1]
+    value = gv === undefined ? date : gv === g1 ? date : nameOf(gv, VALUE_GROUP)
+  }
+  const tail = t.kind === TemplateKind.Pattern && !t.group1AtEnd
+  if (tail) edits.push({at: g1.close + 1, del: 0, ins: `(?=(?P<${TAIL_GROUP}>[\\s\\S]*))`})
+  let source = p
+  for (const e of edits.sort((a, b) => b.at - a.at)) source = source.slice(0, e.at) + e.ins + source.slice(e.at + e.del)
+  return {source, date, value, tail}
+}
+
+function compile(t: TemplateSpec): Slot {
+  const {source, date, value, tail} = instrument(t)
+  let re: CompiledRegex
+  try {
+    re = compilePython(source)
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e)
+    throw new PatternError(`invalid date template ${JSON.stringify(t.name)}: ${msg}`, source)
+  }
+  const index = (name: string): number => {
+    const i = re.groupNames.get(name)
+    if (i === undefined) throw new PatternError(`date template ${JSON.stringify(t.name)}: group ${name} not found`, source)
+    return i
+  }
+  const g1 = index(date)
+  return {
+    re,
+    kind: t.kind,
+    fields: fieldSlots(re.groupNames),
+    g1,
+    value: value === undefined ? g1 : index(value),
+    tail: tail ? index(TAIL_GROUP) : -1,
+    required: re.required,
+  }
+}
+
+const realNow = (): number => Date.now() / 1000
+
+export class DateDetector {
+  readonly templates: ReadonlyArray<{readonly name: string; hits: number}>
+  readonly none: boolean
+  private readonly slots: readonly Slot[]
+  private readonly tz: TimeZone
+  private readonly now: () => number
+
+  constructor(datepattern: string | undefined, opts: DateOptions = {}) {
+    const specs = templatesFor(datepattern)
+    if (specs.length === 0) throw new Error(`datepattern ${JSON.stringify(datepattern)} defines no date template`)
+    this.slots = specs.map(compile)
+    this.templates = specs.map((t) => ({name: t.name, hits: 0}))
+    this.none = specs.length === 1 && specs[0]!.none === true
+    this.tz = opts.timezone ?? localTimeZone()
+    this.now = opts.now ?? realNow
+  }
+
+  /** The date in `line`, or null when no template matches. `ascii`: whether `line` is pure ASCII, if known. */
+  detect(line: string, ascii?: boolean): DateHit | null {
+    const slots = this.slots
+    const asc = ascii ?? isAscii(line)
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!
+      if (s.required.length !== 0 && !hasAny(line, s.required)) continue
+      const m = s.re.exec(line, 0, asc)
+      if (m === null) continue
+      const g1 = m[s.g1]
+      let start = 0
+      let end = 0
+      if (g1 !== undefined) {
+        const rest = s.tail < 0 ? undefined : m[s.tail]
+        end = rest === undefined ? m.index + m[0].length : line.length - rest.length
+        start = end - g1.length
+      }
+      let time: number | undefined
+      if (start !== end) {
+        switch (s.kind) {
+          case TemplateKind.Pattern:
+            time = convertFields(m, s.fields, this.tz, this.now)
+            break
+          case TemplateKind.Epoch: {
+            const v = m[s.value]
+            time = v === undefined ? undefined : epochValue(v)
+            break
+          }
+          case TemplateKind.LongEpoch: {
+            const v = m[s.value]
+            time = v === undefined ? undefined : longEpochValue(v)
+            break
+          }
+          case TemplateKind.Tai64n:
+            time = tai64nValue(g1!)
+            break
+        }
+      }
+      this.templates[i]!.hits++
+      return {start, end, time, template: i}
+    }
+    return null
+  }
+}
+
+function hasAny(line: string, lits: readonly string[]): boolean {
+  for (let i = 0; i < lits.length; i++) if (line.includes(lits[i]!)) return true
+  return false
+}
