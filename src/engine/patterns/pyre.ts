@@ -11,7 +11,8 @@
  *   a participation test: inside a look-behind anchored at the subject start, `(?<!\N)` holds
  *   only when group N captured non-empty text (at position 0 only an empty text can precede).
  *   Groups that may capture the empty string get a helper "marker" group that captures one
- *   character next to them;
+ *   character next to them. Limit: in an EMPTY subject no character exists, so there such a
+ *   group reads as not participating (filters never search empty buffers with these);
  * - atomic groups and possessive quantifiers use the exact emulation `(?=(X))\N`;
  * - `$`, `^`, `.`, `\A`, `\Z` get their source-dialect meaning (Python's `$` also matches before a
  *   final newline; `.` excludes only `\n`);
@@ -23,6 +24,7 @@
  */
 import {PatternError, type CompiledRegex} from './types.js'
 import {isAscii} from './ascii.js'
+import './safety.js'
 
 export type Flavor = 'python' | 'pcre'
 
@@ -33,6 +35,11 @@ export interface RegexOptions {
   multiline?: boolean
   /** Compile as if with re.IGNORECASE. */
   ignoreCase?: boolean
+  /**
+   * The caller guarantees subjects never contain a newline (one log line). `$` can then be the
+   * native end anchor, which keeps the regex eligible for V8's linear-time fallback.
+   */
+  singleLine?: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,6 +606,10 @@ function minLength(n: Node): number {
  * groups, no alternation and no lazy quantifier: then both engines prefer non-empty iterations
  * and differ only in whether a final empty iteration is counted, which is then invisible.
  */
+function isSingleChar(n: Node): boolean {
+  return n.t === 'char' || n.t === 'class' || n.t === 'short' || n.t === 'any'
+}
+
 function nullableLoopIsSafe(n: Node): boolean {
   switch (n.t) {
     case 'seq': return n.items.every(nullableLoopIsSafe)
@@ -618,37 +629,81 @@ interface GroupInfo {
   needsTest: boolean
 }
 
-function analyse(root: Node, count: number): GroupInfo[] {
+type QuantNode = Extract<Node, {t: 'quant'}>
+
+/**
+ * A repeated part (max > 1) with capture groups that some repetitions may skip. Python reports
+ * such a group's value from the last repetition that set it; JavaScript resets it at every
+ * repetition. Both engines take the same path (nothing may refer to these groups), so the
+ * values are recovered after a match by re-running variants of the regex that set repetition
+ * k + 1 apart (see Compiled.fixSticky).
+ */
+interface StickyLoop {
+  node: QuantNode
+  /** Python numbers of every group inside the loop. */
+  groups: Set<number>
+}
+
+function groupsIn(n: Node, out: Set<number>): Set<number> {
+  switch (n.t) {
+    case 'seq': n.items.forEach((x) => groupsIn(x, out)); break
+    case 'alt': n.alts.forEach((x) => groupsIn(x, out)); break
+    case 'group': if (n.num !== undefined) out.add(n.num); groupsIn(n.body, out); break
+    case 'atomic': case 'look': case 'quant': groupsIn(n.body, out); break
+    case 'cond': groupsIn(n.yes, out); groupsIn(n.no, out); break
+    default: break
+  }
+  return out
+}
+
+function refsIn(n: Node, out: Set<number>): Set<number> {
+  switch (n.t) {
+    case 'seq': n.items.forEach((x) => refsIn(x, out)); break
+    case 'alt': n.alts.forEach((x) => refsIn(x, out)); break
+    case 'group': case 'atomic': case 'look': case 'quant': refsIn(n.body, out); break
+    case 'cond': out.add(n.num); refsIn(n.yes, out); refsIn(n.no, out); break
+    case 'backref': out.add(n.num); break
+    default: break
+  }
+  return out
+}
+
+function analyse(root: Node, count: number, sticky: StickyLoop[]): GroupInfo[] {
   const info: GroupInfo[] = []
   for (let i = 0; i <= count; i++) info.push({unconditional: false, canBeEmpty: false, needsTest: false})
-  const walk = (n: Node, uncond: boolean, repeated: {optional: boolean} | undefined): void => {
+  const unsupported = (why: string): never => {
+    throw new PatternError(`a capture group inside a repeated part that may skip it ${why}; Python keeps its value from an earlier repetition, JavaScript resets it — rewrite that part`, '')
+  }
+  const walk = (n: Node, uncond: boolean, repeated: {optional: boolean; loop: QuantNode; nested: boolean} | undefined): void => {
     switch (n.t) {
       case 'seq': for (const x of n.items) walk(x, uncond, repeated); break
       case 'alt':
-        for (const x of n.alts) walk(x, false, repeated ? {optional: true} : undefined)
+        for (const x of n.alts) walk(x, false, repeated ? {...repeated, optional: true} : undefined)
         break
       case 'group':
         if (n.num !== undefined) {
           info[n.num].unconditional = uncond
           info[n.num].canBeEmpty = minLength(n.body) === 0
           if (repeated?.optional) {
-            throw new PatternError(
-              `group ${n.num} sits in a repeated part of the pattern that may skip it; Python keeps its value from an earlier repetition, JavaScript would reset it — make the group mandatory in the repetition or move it out`,
-              '',
-            )
+            if (repeated.nested) unsupported('is nested in another repetition')
+            const loop = repeated.loop
+            if (loop.possessive) unsupported('is possessive')
+            if (minLength(loop.body) === 0) unsupported('can match the empty string')
+            if (!sticky.some((l) => l.node === loop)) sticky.push({node: loop, groups: groupsIn(loop.body, new Set())})
           }
         }
         walk(n.body, uncond, repeated)
         break
       case 'atomic': walk(n.body, uncond, repeated); break
-      case 'look': walk(n.body, false, repeated ? {optional: true} : undefined); break
+      case 'look': walk(n.body, false, repeated ? {...repeated, optional: true} : undefined); break
       case 'cond':
         info[n.num].needsTest = true
-        walk(n.yes, false, repeated ? {optional: true} : undefined)
-        walk(n.no, false, repeated ? {optional: true} : undefined)
+        walk(n.yes, false, repeated ? {...repeated, optional: true} : undefined)
+        walk(n.no, false, repeated ? {...repeated, optional: true} : undefined)
         break
       case 'quant': {
-        const inner = n.max > 1 ? {optional: false} : repeated && n.min === 0 ? {optional: true} : repeated
+        const inner = n.max > 1 ? {optional: false, loop: n, nested: repeated !== undefined}
+          : repeated && n.min === 0 ? {...repeated, optional: true} : repeated
         walk(n.body, uncond && n.min > 0, inner)
         break
       }
@@ -671,6 +726,10 @@ function analyse(root: Node, count: number): GroupInfo[] {
     }
   }
   refs(root)
+  if (sticky.length > 0) {
+    const referenced = refsIn(root, new Set())
+    for (const l of sticky) for (const g of l.groups) if (referenced.has(g)) unsupported('is referred to by a back-reference or conditional')
+  }
   return info
 }
 
@@ -696,8 +755,10 @@ const NOT_EMPTY_SUBJECT = '(?:(?<=[\\s\\S])|(?=[\\s\\S]))'
 
 const SYNTAX = new Set('^$\\.*+?()[]{}|/'.split(''))
 
-function escCp(cp: number, inClass: boolean): string {
+function escCp(cp: number, inClass: boolean, raw = false): string {
   const ch = String.fromCodePoint(cp)
+  // Without the u flag a literal outside a class is matched unit by unit, which is what we want.
+  if (raw && cp > 0xffff) return ch
   if (inClass) {
     if (ch === '\\' || ch === ']' || ch === '[' || ch === '^' || ch === '-') return '\\' + ch
   } else if (SYNTAX.has(ch)) return '\\' + ch
@@ -739,9 +800,25 @@ class Emitter {
     private readonly info: GroupInfo[],
     private readonly flavor: Flavor,
     private readonly nativeI: boolean,
+    /**
+     * Emit the variant used for non-empty pure-ASCII subjects. It is compiled without the `u`
+     * and (where possible) `i` flags and without look-arounds of our own, so that V8 can fall
+     * back to its linear-time engine when a line makes the regex backtrack excessively.
+     */
     private readonly asciiSubject: boolean,
+    private readonly singleLine: boolean,
     private readonly src: string,
+    /** Loops with sticky captures: each is wrapped in a capture so its text can be compared. */
+    private readonly stickyLoops: readonly QuantNode[] = [],
+    /** Emit the variant that sets repetition k + 1 of this loop apart (sticky captures). */
+    private readonly variant?: {loop: QuantNode; k: number},
   ) {}
+
+  /** JS index of the capture wrapping each sticky loop. */
+  readonly loopIndex = new Map<QuantNode, number>()
+
+  /** JS indices of the groups of the set-apart repetition, filled while emitting a variant. */
+  readonly variantIndex = new Map<number, number>()
 
   get groupCount(): number {
     return this.jsGroups
@@ -809,6 +886,42 @@ class Emitter {
   private emitQuantifiable(n: Node, top: boolean): string {
     if (n.t !== 'quant') return this.emit(n)
     void top
+    if (this.stickyLoops.includes(n)) {
+      const idx = this.newGroup()
+      this.loopIndex.set(n, idx)
+      const inner = this.variant && this.variant.loop === n ? this.emitVariant(n, this.variant.k) : this.emitLoop(n)
+      return '(' + inner + ')'
+    }
+    return this.emitLoop(n)
+  }
+
+  /** Depth of enclosing repetitions with a finite maximum above 1 (see emitLoop). */
+  private finiteLoops = 0
+
+  private emitLoop(n: QuantNode): string {
+    if (this.asciiSubject && this.finiteLoops > 0 && !n.possessive && n.max !== Infinity && n.max > n.min && n.max - n.min <= 8 && isSingleChar(n.body)) {
+      // V8's linear-time engine unrolls counted repetitions and refuses a nesting whose product
+      // exceeds 16 (the IPv6 part of <HOST> is 7 x 4). For one-character atoms X{m,n} is exactly
+      // X{m} followed by nested optionals — the same strings in the same backtracking order —
+      // which the engine replicates only once.
+      const a = this.atomOf(n.body)
+      const opt = n.lazy ? '??' : '?'
+      let chain = ''
+      for (let i = n.max - n.min; i > 0; i--) chain = '(?:' + a + chain + ')' + opt
+      return (n.min === 0 ? '' : n.min === 1 ? a : a + `{${n.min}}`) + chain
+    }
+    if (n.max !== Infinity && n.max > 1) {
+      this.finiteLoops++
+      try {
+        return this.emitLoopBody(n)
+      } finally {
+        this.finiteLoops--
+      }
+    }
+    return this.emitLoopBody(n)
+  }
+
+  private emitLoopBody(n: QuantNode): string {
     const q = n.min === 0 && n.max === Infinity ? '*'
       : n.min === 1 && n.max === Infinity ? '+'
       : n.min === 0 && n.max === 1 ? '?'
@@ -836,6 +949,18 @@ class Emitter {
       return '(?=(' + this.atomOf(n.body) + q + '))\\' + idx + '(?:)'
     }
     return this.atomOf(n.body) + q + (n.lazy ? '?' : '')
+  }
+
+  /** X{min,max} as X{k} (X) X{min-k-1,max-k-1}: repetition k + 1 has its own groups. */
+  private emitVariant(n: QuantNode, k: number): string {
+    const lazy = n.lazy ? '?' : ''
+    const first = k > 0 ? this.atomOf(n.body) + `{${k}}` : ''
+    const mid = '(?:' + this.emit(n.body) + ')'
+    for (const g of groupsIn(n.body, new Set())) this.variantIndex.set(g, this.jsIndex[g])
+    const lo = Math.max(0, n.min - k - 1)
+    const hi = n.max === Infinity ? '' : String(n.max - k - 1)
+    const rest = hi === '0' ? '' : this.atomOf(n.body) + `{${lo},${hi}}` + lazy
+    return first + mid + rest
   }
 
   /** Emit a node so that a following quantifier applies to all of it. */
@@ -872,10 +997,11 @@ class Emitter {
 
   private char(cp: number, f: Flags): string {
     if (f.i && !this.nativeI) {
-      const vs = caseVariants(cp)
+      let vs = caseVariants(cp)
+      if (this.asciiSubject) vs = vs.filter((v) => v < 0x80)
       if (vs.length > 1) return '[' + vs.map((v) => escCp(v, true)).join('') + ']'
     }
-    return escCp(cp, false)
+    return escCp(cp, false, this.asciiSubject)
   }
 
   private shorthand(c: 'd' | 'D' | 'w' | 'W' | 's' | 'S', f: Flags): string {
@@ -887,14 +1013,16 @@ class Emitter {
   private assertion(k: 'bol' | 'eol' | 'A' | 'Z' | 'z' | 'b' | 'B', f: Flags): string {
     switch (k) {
       case 'bol': return f.m ? '(?<![^\\n])' : '^'
-      case 'eol': return f.m ? '(?![^\\n])' : '(?=\\n?$)'
+      case 'eol': return f.m ? '(?![^\\n])' : this.singleLine ? '$' : '(?=\\n?$)'
       case 'A': return '^'
       case 'z': return '$'
-      case 'Z': return '(?=\\n?$)'
+      case 'Z': return this.singleLine ? '$' : '(?=\\n?$)'
       case 'b': case 'B': {
         const ascii = f.a || this.flavor === 'pcre' || this.asciiSubject
-        // Python's \B never matches in an empty subject.
-        if ((this.asciiSubject || ascii) && !(this.nativeI && !this.asciiSubject)) return k === 'b' ? '\\b' : '\\B' + NOT_EMPTY_SUBJECT
+        // The ASCII variant never sees an empty subject (exec routes those to the full one),
+        // where Python's \B, unlike JavaScript's, never matches.
+        if (this.asciiSubject) return '\\' + k
+        if (ascii && !this.nativeI) return k === 'b' ? '\\b' : '\\B' + NOT_EMPTY_SUBJECT
         const w = ascii ? '[0-9A-Za-z_]' : '[' + U_WORD + ']'
         return k === 'b' ? `(?:(?<=${w})(?!${w})|(?<!${w})(?=${w}))` : `(?:(?<=${w})(?=${w})|(?<!${w})(?!${w})${NOT_EMPTY_SUBJECT})`
       }
@@ -905,7 +1033,19 @@ class Emitter {
     const f = n.f
     let body = ''
     const negShorts: string[] = []
-    for (const it of n.items) {
+    for (const item of n.items) {
+      let it = item
+      if (it.k === 'range' && this.asciiSubject) {
+        // Only ASCII members can match an ASCII subject, and non-ASCII ones would need `u`.
+        if (f.i && !this.nativeI && it.lo >= 0x80) {
+          const vs = []
+          for (let c = it.lo; c <= Math.min(it.hi, it.lo + 5000); c++) for (const v of caseVariants(c)) if (v < 0x80) vs.push(v)
+          for (const v of vs) body += escCp(v, true)
+          continue
+        }
+        if (it.lo >= 0x80) continue
+        if (it.hi >= 0x80) it = {k: 'range', lo: it.lo, hi: 0x7f}
+      }
       if (it.k === 'range') {
         if (f.i && !this.nativeI) {
           body += this.caseRange(it.lo, it.hi)
@@ -933,7 +1073,7 @@ class Emitter {
   private caseRange(lo: number, hi: number): string {
     if (hi - lo > 5000) throw new PatternError('case-insensitive character range too large to translate', this.src)
     const set = new Set<number>()
-    for (let c = lo; c <= hi; c++) for (const v of caseVariants(c)) set.add(v)
+    for (let c = lo; c <= hi; c++) for (const v of caseVariants(c)) if (!this.asciiSubject || v < 0x80) set.add(v)
     const sorted = [...set].sort((a, b) => a - b)
     let out = ''
     for (let i = 0; i < sorted.length; ) {
@@ -943,6 +1083,17 @@ class Emitter {
       i = j + 1
     }
     return out
+  }
+}
+
+function hasBackref(n: Node): boolean {
+  switch (n.t) {
+    case 'backref': return true
+    case 'seq': return n.items.some(hasBackref)
+    case 'alt': return n.alts.some(hasBackref)
+    case 'group': case 'atomic': case 'look': case 'quant': return hasBackref(n.body)
+    case 'cond': return hasBackref(n.yes) || hasBackref(n.no)
+    default: return false
   }
 }
 
@@ -963,6 +1114,20 @@ function usesCase(n: Node, acc: {on: boolean; off: boolean}): void {
 // ---------------------------------------------------------------------------------------------
 // Compiled form
 
+/** Variants of a regex for one sticky loop, compiled on first use per repetition index. */
+interface StickyPlan {
+  loop: QuantNode
+  /** Python group numbers inside the loop. */
+  groups: number[]
+  /** JS index of the loop's wrapping capture in the main regex. */
+  loopIndex: number
+  /** Variant k for ASCII (true) or other subjects (false). */
+  variant(k: number, ascii: boolean): {re: RegExp; index: Map<number, number>; loopIndex: number}
+}
+
+/** Repetitions examined at most when recovering sticky captures. */
+const MAX_STICKY_REPETITIONS = 256
+
 class Compiled implements CompiledRegex {
   private unicode: RegExp | undefined
   constructor(
@@ -972,10 +1137,11 @@ class Compiled implements CompiledRegex {
     readonly required: readonly string[],
     readonly ignoreCase: boolean,
     private readonly ascii: RegExp,
-    private readonly unicodeSource: string | undefined,
+    private readonly unicodeSource: string,
     private readonly flags: string,
     /** JS index of each Python group number, for numbered access. */
     readonly pyIndex: readonly number[],
+    private readonly sticky: readonly StickyPlan[] = [],
   ) {}
 
   /** The native source used for ASCII subjects (for diagnostics and tests). */
@@ -985,11 +1151,37 @@ class Compiled implements CompiledRegex {
 
   exec(subject: string, from = 0, ascii?: boolean): RegExpExecArray | null {
     let re = this.ascii
-    if (this.unicodeSource !== undefined && !(ascii ?? isAscii(subject))) {
-      re = this.unicode ??= new RegExp(this.unicodeSource, this.flags)
-    }
+    const useAscii = subject.length > 0 && (ascii ?? isAscii(subject))
+    if (!useAscii) re = this.unicode ??= new RegExp(this.unicodeSource, this.flags)
     re.lastIndex = from
-    return re.exec(subject)
+    const m = re.exec(subject)
+    if (m !== null && this.sticky.length > 0) this.fixSticky(m, subject, useAscii)
+    return m
+  }
+
+  /**
+   * Give groups inside sticky loops Python's value: the one from the last repetition that set
+   * them. Variant k matches at the same place with the same path (same total and loop text)
+   * and exposes repetition k + 1's groups.
+   */
+  private fixSticky(m: RegExpExecArray, subject: string, ascii: boolean): void {
+    for (const plan of this.sticky) {
+      const loopText = m[plan.loopIndex]
+      if (loopText === undefined || loopText === '') continue
+      const last = new Map<number, string>()
+      const max = Math.min(plan.loop.max, MAX_STICKY_REPETITIONS)
+      for (let k = 0; k < max; k++) {
+        const v = plan.variant(k, ascii)
+        v.re.lastIndex = m.index
+        const mk = v.re.exec(subject)
+        if (mk === null || mk[0].length !== m[0].length || mk[v.loopIndex] !== loopText) break
+        for (const g of plan.groups) {
+          const val = mk[v.index.get(g)!]
+          if (val !== undefined) last.set(g, val)
+        }
+      }
+      for (const [g, val] of last) m[this.pyIndex[g]] = val
+    }
   }
 
   group(m: RegExpExecArray, name: string): string | undefined {
@@ -1052,9 +1244,10 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const parser = new Parser(pattern, flavor, base)
   let tree: Node
   let info: GroupInfo[]
+  const sticky: StickyLoop[] = []
   try {
     tree = parser.parse()
-    info = analyse(tree, parser.groupCount)
+    info = analyse(tree, parser.groupCount, sticky)
   } catch (e) {
     if (e instanceof PatternError && e.pattern === '') throw new PatternError(e.message, pattern)
     throw e
@@ -1063,18 +1256,39 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   usesCase(tree, cs)
   const nativeI = cs.on && !cs.off
   const flags = 'gu' + (nativeI ? 'i' : '')
-  const make = (asciiSubject: boolean): Emitter => {
-    const em = new Emitter(info, flavor, nativeI, asciiSubject, pattern)
-    return em
-  }
-  const ea = make(true)
+  // The ASCII variant expands case-insensitivity into classes (the `i` flag disables V8's
+  // linear-time fallback), except where a case-insensitive back-reference needs the flag.
+  const asciiNativeI = nativeI && hasBackref(tree)
+  const asciiFlags = 'g' + (asciiNativeI ? 'i' : '')
+  const singleLine = !!opts.singleLine
+  const loops = sticky.map((l) => l.node)
+  const ea = new Emitter(info, flavor, asciiNativeI, true, singleLine, pattern, loops)
   const asciiSrc = ea.emit(tree)
-  const eu = make(false)
+  const eu = new Emitter(info, flavor, nativeI, false, singleLine, pattern, loops)
   const uniSrc = eu.emit(tree)
+  const plans: StickyPlan[] = sticky.map((l) => {
+    const cache = new Map<string, {re: RegExp; index: Map<number, number>; loopIndex: number}>()
+    return {
+      loop: l.node,
+      groups: [...l.groups],
+      loopIndex: ea.loopIndex.get(l.node)!,
+      variant(k: number, ascii: boolean) {
+        const key = `${k}:${ascii}`
+        let v = cache.get(key)
+        if (!v) {
+          const em = new Emitter(info, flavor, ascii ? asciiNativeI : nativeI, ascii, singleLine, pattern, loops, {loop: l.node, k})
+          const src = em.emit(tree)
+          v = {re: new RegExp(src, (ascii ? asciiFlags : flags) + 'y'), index: em.variantIndex, loopIndex: em.loopIndex.get(l.node)!}
+          cache.set(key, v)
+        }
+        return v
+      },
+    }
+  })
   let asciiRe: RegExp
   try {
-    asciiRe = new RegExp(asciiSrc, flags)
-    if (uniSrc !== asciiSrc) new RegExp(uniSrc, flags)
+    asciiRe = new RegExp(asciiSrc, asciiFlags)
+    new RegExp(uniSrc, flags)
   } catch (e) {
     throw new PatternError(`cannot be translated to a JavaScript regex (${(e as Error).message})`, pattern)
   }
@@ -1083,6 +1297,6 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const pyIndex = ea.jsIndex.slice()
   return new Compiled(
     pattern, names, ea.groupCount, nativeI || cs.on ? [] : requiredLiterals(tree), nativeI, asciiRe,
-    uniSrc === asciiSrc ? undefined : uniSrc, flags, pyIndex,
+    uniSrc, flags, pyIndex, plans,
   )
 }

@@ -1,0 +1,443 @@
+/**
+ * A fail2ban filter: date detection and removal, prefregex, failregex, ignoreregex, multi-line
+ * buffers and the multi-line failure id (mlfid) state machine, with the semantics of
+ * fail2ban-corpus/SPEC.md §4. One instance keeps the state of one log stream; the daemon,
+ * `spylog regex` and `spylog testcases` all use this class.
+ */
+import {ConfigError} from '../fail2ban/errors.js'
+import {expandTags, rewriteInlineFlags} from '../fail2ban/tags.js'
+import {compilePython} from '../patterns/pyre.js'
+import {isAscii} from '../patterns/ascii.js'
+import {PatternError, type CompiledRegex} from '../patterns/types.js'
+import {DateDetector} from '../dates/detector.js'
+import type {TimeZone} from '../dates/timezone.js'
+import {canonicalAddress, canonicalSubnet} from '../net/address.js'
+import type {FilterMatch, LineResult} from './types.js'
+
+/** What a fail2ban filter is made of (from a filter.d file, a Lua FILTER{} or the command line). */
+export interface Fail2banFilterSpec {
+  name: string
+  prefregex?: string
+  failregex: readonly string[]
+  ignoreregex?: readonly string[]
+  maxlines?: number
+  datepattern?: string
+  usedns?: string
+  /** Where the regex options come from, for error messages. */
+  origin?: Partial<Record<'prefregex' | 'failregex' | 'ignoreregex' | 'datepattern', {file: string; line: number} | undefined>>
+}
+
+export interface FilterRuntimeOptions {
+  timezone?: TimeZone
+  /** Current time in Unix seconds (the harness fixes it). */
+  now?: () => number
+  /** Evaluate every failregex instead of stopping at the first result (fail2ban-regex, testcases). */
+  checkAll?: boolean
+  /** Lines longer than this are cut before matching (default 64 KiB). */
+  maxLineLength?: number
+}
+
+/** One compiled regex of a filter, with its hit counter. */
+export interface FilterRegex {
+  /** As written in the configuration. */
+  readonly source: string
+  /** After tag expansion (Python syntax). */
+  readonly expanded: string
+  readonly re: CompiledRegex
+  hits: number
+}
+
+interface BufferedLine {
+  /** The line as read (date included). */
+  raw: string
+  /** The line with its date text cut out. */
+  text: string
+}
+
+type Data = Record<string, unknown>
+
+const MLFID_CACHE_SIZE = 100
+const MLFID_CACHE_TTL = 300
+const ID_GROUPS = ['fid', 'ip4', 'ip6', 'dns', 'mlfid']
+const DEFAULT_MAX_LINE = 65536
+
+function truthy(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== '' && v !== 0 && v !== false
+}
+
+export class Fail2banFilter {
+  readonly name: string
+  readonly prefregex: FilterRegex | undefined
+  readonly failregex: readonly FilterRegex[]
+  readonly ignoreregex: readonly FilterRegex[]
+  readonly maxlines: number
+  readonly usedns: string
+  readonly dates: DateDetector
+  /** Lines cut to maxLineLength so far. */
+  truncated = 0
+
+  private readonly checkAll: boolean
+  private readonly now: () => number
+  private readonly maxLineLength: number
+  private readonly earlyIgnore: boolean
+  private readonly hasMlfid: boolean
+  private buffer: BufferedLine[] = []
+  private lastDate: number | undefined
+  private readonly mlfidCache = new Map<string, {at: number; data: Data}>()
+
+  constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
+    this.name = spec.name
+    this.maxlines = Math.max(1, spec.maxlines ?? 1)
+    this.usedns = spec.usedns ?? 'warn'
+    this.checkAll = !!opts.checkAll
+    this.now = opts.now ?? (() => Date.now() / 1000)
+    this.maxLineLength = opts.maxLineLength ?? DEFAULT_MAX_LINE
+    const multiline = this.maxlines > 1
+    this.prefregex = spec.prefregex ? this.compile(spec, 'prefregex', spec.prefregex, 0, false, !multiline) : undefined
+    if (spec.failregex.length === 0) {
+      throw new ConfigError('no failregex given', spec.origin?.failregex?.file, spec.origin?.failregex?.line, 'failregex')
+    }
+    // Single-line buffers never contain a newline (the prefregex content neither): `$` can be native.
+    this.failregex = spec.failregex.map((r, i) => this.compile(spec, 'failregex', r, i, multiline, !multiline))
+    this.ignoreregex = (spec.ignoreregex ?? []).map((r, i) => this.compile(spec, 'ignoreregex', r, i, false, !multiline))
+    const prefIds = this.prefregex ? ID_GROUPS.filter((g) => this.prefregex!.re.groupNames.has(g)) : []
+    for (const [i, fr] of this.failregex.entries()) {
+      if (prefIds.length === 0 && !ID_GROUPS.some((g) => fr.re.groupNames.has(g))) {
+        const o = spec.origin?.failregex
+        throw new ConfigError(
+          `failregex ${i + 1} has no failure-id group (<HOST>, <ADDR>, <IP4>, <IP6>, <DNS>, <F-ID> or <F-MLFID>): ${fr.source}`,
+          o?.file, o?.line, 'failregex',
+        )
+      }
+    }
+    this.hasMlfid = [this.prefregex, ...this.failregex].some((r) => r?.re.groupNames.has('mlfid'))
+    this.earlyIgnore = this.ignoreregex.length > 0 && this.ignoreregex.length < this.failregex.length - 2
+    try {
+      this.dates = new DateDetector(spec.datepattern, {timezone: opts.timezone, now: this.now})
+    } catch (e) {
+      const o = spec.origin?.datepattern
+      throw new ConfigError(`bad datepattern: ${(e as Error).message}`, o?.file, o?.line, 'datepattern')
+    }
+  }
+
+  private compile(spec: Fail2banFilterSpec, field: 'prefregex' | 'failregex' | 'ignoreregex', source: string, index: number, multiline: boolean, singleLine: boolean): FilterRegex {
+    const expanded = rewriteInlineFlags(expandTags(source, this.usedns))
+    try {
+      return {source, expanded, re: compilePython(expanded, {multiline, singleLine}), hits: 0}
+    } catch (e) {
+      if (!(e instanceof PatternError)) throw e
+      const o = spec.origin?.[field]
+      const which = field === 'prefregex' ? field : `${field} ${index + 1}`
+      throw new ConfigError(`${which}: ${e.message.replace(/ at position \d+$/, '')}: ${source}`, o?.file, o?.line, field)
+    }
+  }
+
+  /** Forget buffered lines and multi-line state (new log file). */
+  reset(): void {
+    this.buffer = []
+    this.mlfidCache.clear()
+    this.lastDate = undefined
+  }
+
+  /**
+   * Feed one line (without its line terminator). `noDate` (journal mode) skips date detection
+   * and uses the current time.
+   */
+  processLine(input: string, noDate = false): LineResult {
+    let line = input.charCodeAt(input.length - 1) === 13 ? input.slice(0, -1) : input
+    if (line.length > this.maxLineLength) {
+      line = line.slice(0, this.maxLineLength)
+      this.truncated++
+    }
+    const ascii = isAscii(line)
+    let text = line
+    let time: number | undefined
+    let template = -1
+    if (noDate) {
+      time = this.now()
+    } else if (this.dates.none) {
+      time = this.recentDate() ?? this.now()
+    } else {
+      const hit = this.dates.detect(line, ascii)
+      if (hit) {
+        template = hit.template
+        if (hit.time !== undefined) {
+          time = hit.time
+          this.lastDate = time
+          text = line.slice(0, hit.start) + line.slice(hit.end)
+        } else {
+          time = this.recentDate()
+          if (time === undefined) text = line.slice(0, hit.start) + line.slice(hit.end)
+        }
+      } else time = this.recentDate()
+    }
+    const result: LineResult = {matches: [], ignoredBy: [], prefregex: true, dateTemplate: template, time}
+
+    let buf: string
+    let bufAscii = ascii
+    if (this.maxlines > 1) {
+      this.buffer.push({raw: line, text})
+      if (this.buffer.length > this.maxlines) this.buffer.shift()
+      buf = this.joinBuffer(this.buffer)
+      bufAscii = isAscii(buf)
+    } else {
+      buf = text
+      if (text !== line) bufAscii = ascii || isAscii(text)
+    }
+
+    if (this.earlyIgnore) {
+      for (let i = 0; i < this.ignoreregex.length; i++) {
+        const ir = this.ignoreregex[i]
+        if (ir.re.exec(buf, 0, bufAscii)) {
+          ir.hits++
+          result.ignoredBy.push(i)
+          return result
+        }
+      }
+    }
+
+    let base: Data | undefined
+    let failBuf = buf
+    let failAscii = bufAscii
+    let contentUsed = false
+    if (this.prefregex) {
+      const m = this.prefregex.re.exec(buf, 0, bufAscii)
+      if (!m) {
+        result.prefregex = false
+        return result
+      }
+      this.prefregex.hits++
+      base = {}
+      for (const [name, idx] of this.prefregex.re.groupNames) {
+        const v = m[idx]
+        if (v !== undefined && name !== 'content') base[name] = v
+      }
+      const content = this.prefregex.re.group(m, 'content')
+      if (content) {
+        // fail2ban searches content + "\n"; our `$` already allows a final newline, and without
+        // it the buffer stays newline-free (see singleLine above).
+        failBuf = content
+        failAscii = bufAscii || isAscii(content)
+        contentUsed = true
+      }
+    }
+
+    for (let i = 0; i < this.failregex.length; i++) {
+      const fr = this.failregex[i]
+      const m = fr.re.exec(failBuf, 0, failAscii)
+      if (!m) continue
+      fr.hits++
+      // The lines this match covers, and those that stay in the buffer.
+      let matched: BufferedLine[]
+      let unmatched: BufferedLine[] | undefined
+      if (this.maxlines > 1 && !contentUsed && this.buffer.length > 1) {
+        ;[matched, unmatched] = this.splitBuffer(failBuf, m, fr.re)
+      } else {
+        matched = this.maxlines > 1 ? this.buffer.slice() : [{raw: line, text}]
+        if (this.maxlines > 1) unmatched = []
+      }
+      if (this.ignoreregex.length > 0 && !this.earlyIgnore) {
+        const ibuf = contentUsed ? failBuf : this.maxlines > 1 ? this.joinBuffer(matched) : buf
+        const ia = isAscii(ibuf)
+        let ignored = -1
+        for (let j = 0; j < this.ignoreregex.length; j++) {
+          if (this.ignoreregex[j].re.exec(ibuf, 0, ia)) { ignored = j; break }
+        }
+        if (ignored >= 0) {
+          this.ignoreregex[ignored].hits++
+          result.ignoredBy.push(ignored)
+          continue
+        }
+      }
+      if (unmatched) this.buffer = unmatched
+      const fm = this.failure(i, m, fr.re, base, matched, time)
+      if (fm) result.matches.push(fm)
+      if (!this.checkAll) break
+    }
+    return result
+  }
+
+  private recentDate(): number | undefined {
+    return this.lastDate !== undefined && this.now() - this.lastDate < 60 ? this.lastDate : undefined
+  }
+
+  private joinBuffer(lines: readonly BufferedLine[]): string {
+    let s = ''
+    for (const l of lines) s += l.text + '\n'
+    return s
+  }
+
+  /** Split the buffer into the lines a multi-line match covered (minus skipped lines) and the rest. */
+  private splitBuffer(buf: string, m: RegExpExecArray, re: CompiledRegex): [BufferedLine[], BufferedLine[]] {
+    const start = m.index
+    const end = m.index + m[0].length
+    const lineStart = buf.lastIndexOf('\n', start) + 1
+    const nl = buf.indexOf('\n', end === 0 ? buf.length - 1 : end - 1)
+    const lineEnd = nl < 0 ? buf.length : nl + 1
+    let c1 = 0
+    let c2 = 0
+    for (let p = buf.indexOf('\n'); p >= 0 && p < lineEnd; p = buf.indexOf('\n', p + 1)) {
+      if (p < lineStart) c1++
+      c2++
+    }
+    const matched = this.buffer.slice(c1, c2)
+    const unmatched = this.buffer.slice(0, c1)
+    let skipped = ''
+    for (const [name, idx] of re.groupNames) if (name.startsWith('skiplines') && m[idx]) skipped += m[idx]
+    if (skipped) {
+      let n = 0
+      for (const s of skipped.split('\n')) {
+        if (s === '' ) continue
+        for (let k = n; k < matched.length; k++) {
+          if (matched[k].text === s) {
+            unmatched.push(matched.splice(k, 1)[0])
+            n = k
+            break
+          }
+        }
+      }
+    }
+    unmatched.push(...this.buffer.slice(c2))
+    return [matched, unmatched]
+  }
+
+  /** Build the failure of one failregex match: data merge, mlfid state, offender id. */
+  private failure(index: number, m: RegExpExecArray, re: CompiledRegex, base: Data | undefined, matched: BufferedLine[], time: number | undefined): FilterMatch | undefined {
+    let data: Data = base ? {...base} : {}
+    let alts: [string, string][] | undefined
+    let tuples: Map<string, [string, string][]> | undefined
+    for (const [name, idx] of re.groupNames) {
+      const v = m[idx]
+      if (v === undefined || name.startsWith('skiplines')) continue
+      if (name.startsWith('alt_')) (alts ??= []).push([name, v])
+      else if (name.startsWith('tuple_')) {
+        const key = name.slice(6).replace(/_\d+$/, '')
+        tuples ??= new Map()
+        const list = tuples.get(key) ?? []
+        list.push([name, v])
+        tuples.set(key, list)
+      } else data[name] = v
+    }
+    if (alts) {
+      for (const [name, v] of alts) {
+        const target = name.slice(4).replace(/_\d+$/, '')
+        if (!truthy(data[target])) data[target] = v
+      }
+    }
+    if (tuples) for (const [key, list] of tuples) data[key] = list.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map((x) => x[1])
+    const lines = matched.map((l) => l.raw)
+
+    let nofail = truthy(data.nofail)
+    if (data.mlfid !== undefined && this.hasMlfid) {
+      const merged = this.mergeMlfid(String(data.mlfid), data, lines)
+      data = merged.data
+      nofail = merged.nofail
+    } else {
+      data.matches = lines
+    }
+
+    // Offender id.
+    const fid = data.fid as string | undefined
+    let addr: string | undefined
+    let isAddress = false
+    let raw = (data.ip4 ?? data.ip6) as string | undefined
+    if (raw !== undefined) {
+      const c = data.cidr !== undefined ? canonicalSubnet(raw, String(data.cidr)) : canonicalAddress(raw)
+      if (c !== undefined) { addr = c; isAddress = true } else addr = raw
+    } else if (data.dns !== undefined) {
+      raw = String(data.dns)
+      const c = canonicalAddress(raw)
+      addr = c ?? raw
+      isAddress = c !== undefined
+    }
+    let id: string | undefined
+    if (addr !== undefined) {
+      if (fid === undefined || fid === raw || fid === addr) id = addr
+      else {
+        id = fid
+        data.ip = addr
+        isAddress = false
+      }
+    } else if (fid !== undefined) id = fid
+    let pending = false
+    if (id === undefined) {
+      if (data.mlfid === undefined) return undefined
+      data.mlfpending = 1
+      pending = true
+    }
+    const matchLines = (data.matches as string[] | undefined) ?? lines
+    return {regex: index, id, isAddress, time, data: publicData(data), lines: matchLines, nofail, pending}
+  }
+
+  /** fail2ban's multi-line failure merge (SPEC §4.10). */
+  private mergeMlfid(mlfid: string, fail: Data, lines: string[]): {data: Data; nofail: boolean} {
+    const now = this.now()
+    let cached = this.mlfidCache.get(mlfid)
+    if (cached && now - cached.at > MLFID_CACHE_TTL) {
+      this.mlfidCache.delete(mlfid)
+      cached = undefined
+    }
+    let gained = false
+    let nofail = false
+    let prevNofail = false
+    if (truthy(fail.mlfgained)) {
+      gained = nofail = true
+      if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained
+    } else if (truthy(fail.nofail)) nofail = true
+    const forget = truthy(fail.mlfforget)
+    delete fail.mlfforget
+    let users: Set<string> | undefined
+    if (cached) {
+      const g = cached.data
+      users = g.users as Set<string> | undefined
+      if (truthy(fail.user)) {
+        if (!users) g.users = users = new Set()
+        users.add(String(fail.user))
+      }
+      if (g.nofail !== undefined) { delete g.nofail; prevNofail = true }
+      if (g.mlfgained !== undefined) { delete g.mlfgained; prevNofail = true }
+      if (gained) delete g.mlfpending
+      if (!prevNofail && !truthy(g.mlfpending)) delete g.matches
+      for (const [k, v] of Object.entries(fail)) if (v !== undefined && v !== null) g[k] = v
+      fail = g
+      if (forget) this.mlfidCache.delete(mlfid)
+    } else if (!forget) {
+      users = fail.users as Set<string> | undefined
+      if (!users && truthy(fail.user)) fail.users = users = new Set([String(fail.user)])
+      if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
+        const oldest = this.mlfidCache.keys().next().value
+        if (oldest !== undefined) this.mlfidCache.delete(oldest)
+      }
+      this.mlfidCache.set(mlfid, {at: now, data: fail})
+    }
+    const pending = truthy(fail.mlfpending)
+    delete fail.mlfpending
+    if (pending || (users && users.size > 1)) {
+      delete fail.nofail
+      delete fail.mlfgained
+      nofail = gained = false
+    }
+    if (!nofail) {
+      const nfm = (fail['nofail-matches'] as string[] | undefined) ?? []
+      delete fail['nofail-matches']
+      const m = nfm.concat((fail.matches as string[] | undefined) ?? [])
+      if (!gained) m.push(...lines)
+      fail.matches = m
+    } else if (!forget) {
+      const nfm = (fail['nofail-matches'] as string[] | undefined) ?? []
+      nfm.push(...lines)
+      fail['nofail-matches'] = nfm
+    }
+    return {data: fail, nofail: truthy(fail.nofail)}
+  }
+}
+
+/** Failure data as reported: internal bookkeeping removed, `users` as a sorted array. */
+function publicData(d: Data): Data {
+  const out: Data = {}
+  for (const [k, v] of Object.entries(d)) {
+    if (k === 'matches' || k === 'nofail-matches' || k === 'mlfpending') continue
+    out[k] = v instanceof Set ? [...v].sort() : v
+  }
+  return out
+}

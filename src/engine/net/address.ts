@@ -1,0 +1,46 @@
+/**
+ * Offender addresses: validation and the canonical text form used as the offender id
+ * (IPv4 dotted quad, IPv6 lower-case compressed, IPv4-mapped IPv6 as IPv4).
+ * ipaddr.js does the IPv6 parsing and formatting: it is small, well kept and exact on RFC 5952.
+ */
+import ipaddr from 'ipaddr.js'
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+
+/** Strict IPv4 check: four decimal octets 0–255 without leading zeros. */
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s)
+}
+
+/** Canonical form of an IPv4 or IPv6 address, or undefined when `s` is not a valid address. */
+export function canonicalAddress(s: string): string | undefined {
+  if (isIPv4(s)) return s
+  if (!s.includes(':')) return undefined
+  const zone = s.indexOf('%')
+  const bare = zone >= 0 ? s.slice(0, zone) : s
+  if (!ipaddr.IPv6.isValid(bare)) return undefined
+  try {
+    const a = ipaddr.IPv6.parse(bare)
+    if (a.isIPv4MappedAddress()) return a.toIPv4Address().toString()
+    return a.toString()
+  } catch {
+    return undefined
+  }
+}
+
+/** Canonical form of `addr/len` (network address kept as written, prefix validated). */
+export function canonicalSubnet(addr: string, len: string): string | undefined {
+  const a = canonicalAddress(addr)
+  if (a === undefined) return undefined
+  const n = Number(len)
+  const max = a.includes(':') ? 128 : 32
+  if (!/^\d+$/.test(len) || n > max) return undefined
+  return `${a}/${n}`
+}
+
+/** Whether two address texts denote the same address (falls back to string equality). */
+export function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true
+  const ca = canonicalAddress(a)
+  return ca !== undefined && ca === canonicalAddress(b)
+}
