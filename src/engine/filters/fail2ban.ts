@@ -197,9 +197,7 @@ export class Fail2banFilter {
     }
 
     let base: Data | undefined
-    let failBuf = buf
-    let failAscii = bufAscii
-    let contentUsed = false
+    let content: string | undefined
     if (this.prefregex) {
       const m = this.prefregex.re.exec(buf, 0, bufAscii)
       if (!m) {
@@ -212,32 +210,36 @@ export class Fail2banFilter {
         const v = m[idx]
         if (v !== undefined && name !== 'content') base[name] = v
       }
-      const content = this.prefregex.re.group(m, 'content')
-      if (content) {
-        // fail2ban searches content + "\n"; our `$` already allows a final newline, and without
-        // it the buffer stays newline-free (see singleLine above).
-        failBuf = content
-        failAscii = bufAscii || isAscii(content)
-        contentUsed = true
-      }
+      content = this.prefregex.re.group(m, 'content') || undefined
     }
 
+    // The lines the failregexes search. Like fail2ban, a prefregex <F-CONTENT> replaces them,
+    // and a match (or an ignored match) removes the lines it covered before the next failregex
+    // is tried (single-line filters in check-all mode keep the line for the other failregexes).
+    const multi = this.maxlines > 1
+    let lines: BufferedLine[]
+    if (content !== undefined) {
+      lines = [{raw: line, text: content}]
+      if (multi) this.buffer = lines
+    } else lines = multi ? this.buffer : [{raw: line, text}]
+    // fail2ban searches content + "\n"; our `$` already allows a final newline, and without it a
+    // single-line buffer stays newline-free (see singleLine in compile()).
+    let failBuf: string | undefined = content ?? buf
+    let failAscii = content === undefined ? bufAscii : bufAscii || isAscii(content)
+
     for (let i = 0; i < this.failregex.length; i++) {
+      if (failBuf === undefined) {
+        failBuf = multi ? this.joinBuffer(lines) : lines.length > 0 ? lines[0].text : ''
+        failAscii = isAscii(failBuf)
+      }
       const fr = this.failregex[i]
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
-      // The lines this match covers, and those that stay in the buffer.
-      let matched: BufferedLine[]
-      let unmatched: BufferedLine[] | undefined
-      if (this.maxlines > 1 && !contentUsed && this.buffer.length > 1) {
-        ;[matched, unmatched] = this.splitBuffer(failBuf, m, fr.re)
-      } else {
-        matched = this.maxlines > 1 ? this.buffer.slice() : [{raw: line, text}]
-        if (this.maxlines > 1) unmatched = []
-      }
+      // The lines this match covers, and those that stay.
+      const [matched, unmatched] = multi && lines.length > 1 ? this.splitBuffer(lines, failBuf, m, fr.re) : [lines, []]
       if (this.ignoreregex.length > 0 && !this.earlyIgnore) {
-        const ibuf = contentUsed ? failBuf : this.maxlines > 1 ? this.joinBuffer(matched) : buf
+        const ibuf = multi ? this.joinBuffer(matched) : failBuf
         const ia = isAscii(ibuf)
         let ignored = -1
         for (let j = 0; j < this.ignoreregex.length; j++) {
@@ -246,12 +248,19 @@ export class Fail2banFilter {
         if (ignored >= 0) {
           this.ignoreregex[ignored].hits++
           result.ignoredBy.push(ignored)
+          lines = unmatched
+          if (multi) this.buffer = unmatched
+          failBuf = undefined
+          if (!this.checkAll) break
           continue
         }
       }
-      if (unmatched) this.buffer = unmatched
       const fm = this.failure(i, m, fr.re, base, matched, time)
       if (fm) result.matches.push(fm)
+      if (multi) {
+        lines = this.buffer = unmatched
+        failBuf = undefined
+      }
       if (!this.checkAll) break
     }
     return result
@@ -267,8 +276,8 @@ export class Fail2banFilter {
     return s
   }
 
-  /** Split the buffer into the lines a multi-line match covered (minus skipped lines) and the rest. */
-  private splitBuffer(buf: string, m: RegExpExecArray, re: CompiledRegex): [BufferedLine[], BufferedLine[]] {
+  /** Split `lines` into those a multi-line match covered (minus skipped lines) and the rest. */
+  private splitBuffer(lines: BufferedLine[], buf: string, m: RegExpExecArray, re: CompiledRegex): [BufferedLine[], BufferedLine[]] {
     const start = m.index
     const end = m.index + m[0].length
     const lineStart = buf.lastIndexOf('\n', start) + 1
@@ -280,14 +289,14 @@ export class Fail2banFilter {
       if (p < lineStart) c1++
       c2++
     }
-    const matched = this.buffer.slice(c1, c2)
-    const unmatched = this.buffer.slice(0, c1)
+    const matched = lines.slice(c1, c2)
+    const unmatched = lines.slice(0, c1)
     let skipped = ''
     for (const [name, idx] of re.groupNames) if (name.startsWith('skiplines') && m[idx]) skipped += m[idx]
     if (skipped) {
       let n = 0
       for (const s of skipped.split('\n')) {
-        if (s === '' ) continue
+        if (s === '') continue
         for (let k = n; k < matched.length; k++) {
           if (matched[k].text === s) {
             unmatched.push(matched.splice(k, 1)[0])
@@ -297,7 +306,7 @@ export class Fail2banFilter {
         }
       }
     }
-    unmatched.push(...this.buffer.slice(c2))
+    unmatched.push(...lines.slice(c2))
     return [matched, unmatched]
   }
 
