@@ -146,6 +146,15 @@ describe('Python regex translation', function () {
     expect(() => compilePython('\\N{DIGIT ONE}')).to.throw(PatternError, /named Unicode/)
   })
 
+  it('accepts a repetition that can match empty only where the engines provably agree', () => {
+    // sshd's rfc5424 prefix: the continuation `\]` cannot start a non-empty repetition.
+    const re = compilePython('^(?:\\[(?:[^\\]"]*|"[^"]*")*\\])+ (\\w+)')
+    const m = re.exec('[a="[x]"][b] msg')!
+    expect(re.group(m, '1') ?? m[re.pyIndex[1]]).to.equal('msg')
+    expect(() => compilePython('(?:a*|b)*a')).to.throw(PatternError, /empty string/)
+    expect(() => compilePython('(?:(a*)|b)*c')).to.throw(PatternError)
+  })
+
   it('derives literal prefilters that every match contains', () => {
     expect(compilePython('Failed password for .* from (\\S+)').required).to.deep.equal(['Failed password for '])
     expect(compilePython('(?:Invalid|Illegal) user').required).to.deep.equal([' user'])

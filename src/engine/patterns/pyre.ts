@@ -606,6 +606,175 @@ function minLength(n: Node): number {
  * groups, no alternation and no lazy quantifier: then both engines prefer non-empty iterations
  * and differ only in whether a final empty iteration is counted, which is then invisible.
  */
+// ---------------------------------------------------------------------------------------------
+// First-character sets (supersets), used to prove that a nullable repetition is safe.
+
+/** Sorted, merged code point ranges as a flat list [lo0, hi0, lo1, hi1, …]. */
+type Ranges = number[]
+const MAX_CP = 0x10ffff
+const ALL: Ranges = [0, MAX_CP]
+
+function rNorm(pairs: [number, number][]): Ranges {
+  pairs.sort((a, b) => a[0] - b[0])
+  const out: Ranges = []
+  for (const [lo, hi] of pairs) {
+    const n = out.length
+    if (n > 0 && lo <= out[n - 1] + 1) out[n - 1] = Math.max(out[n - 1], hi)
+    else out.push(lo, hi)
+  }
+  return out
+}
+
+function rPairs(r: Ranges): [number, number][] {
+  const out: [number, number][] = []
+  for (let i = 0; i < r.length; i += 2) out.push([r[i], r[i + 1]])
+  return out
+}
+
+function rUnion(a: Ranges, b: Ranges): Ranges {
+  return rNorm([...rPairs(a), ...rPairs(b)])
+}
+
+function rComplement(a: Ranges): Ranges {
+  const out: Ranges = []
+  let next = 0
+  for (let i = 0; i < a.length; i += 2) {
+    if (a[i] > next) out.push(next, a[i] - 1)
+    next = a[i + 1] + 1
+  }
+  if (next <= MAX_CP) out.push(next, MAX_CP)
+  return out
+}
+
+function rIntersects(a: Ranges, b: Ranges): boolean {
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) {
+    if (a[i + 1] < b[j]) i += 2
+    else if (b[j + 1] < a[i]) j += 2
+    else return true
+  }
+  return false
+}
+
+const ASCII_DIGIT: Ranges = [0x30, 0x39]
+const ASCII_WORD: Ranges = rNorm([[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]])
+const ASCII_SPACE: Ranges = rNorm([[9, 13], [0x1c, 0x20]])
+const NON_ASCII: Ranges = [0x80, MAX_CP]
+
+/** A superset of the characters shorthand `c` matches. */
+function shortRanges(c: string): Ranges {
+  switch (c) {
+    case 'd': return rUnion(ASCII_DIGIT, NON_ASCII)
+    case 'w': return rUnion(ASCII_WORD, NON_ASCII)
+    case 's': return rUnion(ASCII_SPACE, NON_ASCII)
+    case 'D': return rComplement(ASCII_DIGIT)
+    case 'W': return rComplement(ASCII_WORD)
+    default: return rComplement(ASCII_SPACE)
+  }
+}
+
+function withCase(r: Ranges, f: Flags): Ranges {
+  if (!f.i) return r
+  const extra: [number, number][] = []
+  for (const [lo, hi] of rPairs(r)) {
+    if (hi >= 0x80) extra.push([0x80, MAX_CP], [0x41, 0x5a], [0x61, 0x7a]) // conservative
+    for (let c = Math.max(lo, 0x41); c <= Math.min(hi, 0x7a); c++) {
+      if (c <= 0x5a) extra.push([c + 32, c + 32])
+      else if (c >= 0x61) extra.push([c - 32, c - 32])
+    }
+  }
+  return rUnion(r, rNorm(extra))
+}
+
+interface First { set: Ranges; nullable: boolean }
+
+/** Characters a non-empty match of `n` can start with (a superset), and whether it can match empty. */
+function firstOf(n: Node): First {
+  switch (n.t) {
+    case 'char': {
+      const vs = n.f.i ? caseVariants(n.cp) : [n.cp]
+      return {set: rNorm(vs.map((v) => [v, v])), nullable: false}
+    }
+    case 'any': return {set: n.f.s ? ALL : rComplement([10, 10]), nullable: false}
+    case 'short': return {set: shortRanges(n.c), nullable: false}
+    case 'class': {
+      let pos: Ranges = []
+      let approx = false
+      for (const it of n.items) {
+        if (it.k === 'range') pos = rUnion(pos, [it.lo, it.hi])
+        else if (it.k === 'short') { pos = rUnion(pos, shortRanges(it.c)); approx = true }
+        else { pos = ALL; approx = true }
+      }
+      pos = withCase(pos, n.f)
+      if (!n.neg) return {set: pos, nullable: false}
+      return {set: approx || n.f.i ? ALL : rComplement(pos), nullable: false}
+    }
+    case 'assert': case 'look': return {set: [], nullable: true}
+    case 'backref': return {set: ALL, nullable: true}
+    case 'group': case 'atomic': return firstOf(n.body)
+    case 'quant': {
+      const f = firstOf(n.body)
+      return {set: f.set, nullable: n.min === 0 || f.nullable}
+    }
+    case 'alt': {
+      let set: Ranges = []
+      let nullable = false
+      for (const a of n.alts) {
+        const f = firstOf(a)
+        set = rUnion(set, f.set)
+        nullable ||= f.nullable
+      }
+      return {set, nullable}
+    }
+    case 'cond': {
+      const y = firstOf(n.yes)
+      const o = firstOf(n.no)
+      return {set: rUnion(y.set, o.set), nullable: y.nullable || o.nullable}
+    }
+    case 'seq': {
+      let set: Ranges = []
+      for (const it of n.items) {
+        const f = firstOf(it)
+        set = rUnion(set, f.set)
+        if (!f.nullable) return {set, nullable: false}
+      }
+      return {set, nullable: true}
+    }
+  }
+}
+
+/** What can follow each repetition: FIRST of its continuation (nullable = may end there). */
+function computeFollow(n: Node, follow: First, out: Map<QuantNode, First>): void {
+  switch (n.t) {
+    case 'seq': {
+      let cur = follow
+      for (let i = n.items.length - 1; i >= 0; i--) {
+        const it = n.items[i]
+        computeFollow(it, cur, out)
+        const f = firstOf(it)
+        cur = f.nullable ? {set: rUnion(f.set, cur.set), nullable: cur.nullable} : f
+      }
+      break
+    }
+    case 'alt': n.alts.forEach((a) => computeFollow(a, follow, out)); break
+    case 'group': case 'atomic': computeFollow(n.body, follow, out); break
+    case 'look': computeFollow(n.body, {set: ALL, nullable: true}, out); break
+    case 'cond': computeFollow(n.yes, follow, out); computeFollow(n.no, follow, out); break
+    case 'quant': {
+      out.set(n, follow)
+      const f = firstOf(n.body)
+      computeFollow(n.body, {set: rUnion(f.set, follow.set), nullable: follow.nullable}, out)
+      break
+    }
+    default: break
+  }
+}
+
+function hasGroups(n: Node): boolean {
+  return groupsIn(n, new Set()).size > 0
+}
+
 function isSingleChar(n: Node): boolean {
   return n.t === 'char' || n.t === 'class' || n.t === 'short' || n.t === 'any'
 }
@@ -895,6 +1064,21 @@ class Emitter {
     return this.emitLoop(n)
   }
 
+  /** FOLLOW sets of the repetitions (computeFollow). */
+  follow = new Map<QuantNode, First>()
+
+  /**
+   * Python tries the continuation right after an empty repetition; JavaScript first tries the
+   * body's other, non-empty choices. When the body has no groups and the continuation can
+   * neither be empty nor start with a character a non-empty body match starts with, at most one
+   * of the two can succeed at any position, so the order is invisible.
+   */
+  private tailIsExclusive(n: QuantNode): boolean {
+    const f = this.follow.get(n)
+    if (!f || f.nullable || hasGroups(n.body)) return false
+    return !rIntersects(firstOf(n.body).set, f.set)
+  }
+
   /** Depth of enclosing repetitions with a finite maximum above 1 (see emitLoop). */
   private finiteLoops = 0
 
@@ -937,7 +1121,7 @@ class Emitter {
         const idx = this.newGroup()
         return '(?=(' + alt + '))\\' + idx + '(?:)'
       }
-      if (!nullableLoopIsSafe(n.body)) {
+      if (!nullableLoopIsSafe(n.body) && !this.tailIsExclusive(n)) {
         throw new PatternError(
           'a repeated part that can match the empty string contains groups, alternatives or lazy quantifiers; Python and JavaScript treat its last, empty repetition differently — make the repeated part consume at least one character',
           this.src,
@@ -1262,9 +1446,13 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const asciiFlags = 'g' + (asciiNativeI ? 'i' : '')
   const singleLine = !!opts.singleLine
   const loops = sticky.map((l) => l.node)
+  const follow = new Map<QuantNode, First>()
+  computeFollow(tree, {set: [], nullable: true}, follow)
   const ea = new Emitter(info, flavor, asciiNativeI, true, singleLine, pattern, loops)
+  ea.follow = follow
   const asciiSrc = ea.emit(tree)
   const eu = new Emitter(info, flavor, nativeI, false, singleLine, pattern, loops)
+  eu.follow = follow
   const uniSrc = eu.emit(tree)
   const plans: StickyPlan[] = sticky.map((l) => {
     const cache = new Map<string, {re: RegExp; index: Map<number, number>; loopIndex: number}>()
@@ -1277,6 +1465,7 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
         let v = cache.get(key)
         if (!v) {
           const em = new Emitter(info, flavor, ascii ? asciiNativeI : nativeI, ascii, singleLine, pattern, loops, {loop: l.node, k})
+          em.follow = follow
           const src = em.emit(tree)
           v = {re: new RegExp(src, (ascii ? asciiFlags : flags) + 'y'), index: em.variantIndex, loopIndex: em.loopIndex.get(l.node)!}
           cache.set(key, v)
