@@ -106,6 +106,12 @@ function compare(cases: Case[]): {compared: number; rejected: Map<string, number
         g: want ? want.g.map((_, k) => m[re.pyIndex[k + 1]] ?? null) : [],
       }
       const w = want === null ? null : {span: want.span, g: want.g}
+      // The first-character table of an anchored pattern must allow every real match.
+      if (want !== null && re.first && s.length > 0) {
+        const code = s.charCodeAt(0)
+        const allowed = code < 128 ? re.first.ascii[code] === 1 : re.first.other
+        if (!allowed && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: first-character table refuses ${JSON.stringify(s)} which python matches`)
+      }
       if (JSON.stringify(got) !== JSON.stringify(w) && mismatches.length < 20) {
         mismatches.push(`${JSON.stringify(c.p)} flags=${c.flags} subject=${JSON.stringify(s)}: python ${JSON.stringify(w)}, spylog ${JSON.stringify(got)} (js ${re.jsSource})`)
       }

@@ -176,6 +176,11 @@ export class DateDetector {
   }
 
   /** The date in `line`, or null when no template matches. `ascii`: whether `line` is pure ASCII, if known. */
+  /** The previous line's pattern-template date (see detect). */
+  private lastTemplate = -1
+  private lastText = ''
+  private lastTime: number | undefined
+
   detect(line: string, ascii?: boolean): DateHit | null {
     const slots = this.slots
     const asc = ascii ?? isAscii(line)
@@ -196,7 +201,14 @@ export class DateDetector {
       if (start !== end) {
         switch (s.kind) {
           case TemplateKind.Pattern:
-            time = convertFields(m, s.fields, this.tz, this.now)
+            // Busy logs repeat the same timestamp on consecutive lines: reuse its conversion.
+            if (i === this.lastTemplate && g1 === this.lastText) time = this.lastTime
+            else {
+              time = convertFields(m, s.fields, this.tz, this.now)
+              this.lastTemplate = i
+              this.lastText = g1!
+              this.lastTime = time
+            }
             break
           case TemplateKind.Epoch: {
             const v = m[s.value]

@@ -6,7 +6,7 @@
  */
 import {ConfigError} from '../fail2ban/errors.js'
 import {expandTags, rewriteInlineFlags} from '../fail2ban/tags.js'
-import {compilePython} from '../patterns/pyre.js'
+import {compilePython, type FirstChars} from '../patterns/pyre.js'
 import {isAscii} from '../patterns/ascii.js'
 import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import {DateDetector} from '../dates/detector.js'
@@ -45,6 +45,47 @@ export interface FilterRegex {
   readonly expanded: string
   readonly re: CompiledRegex
   hits: number
+  /** Named groups as failure data, resolved once (see GroupSlot). */
+  readonly slots: readonly GroupSlot[]
+  /** Result indices of the <SKIPLINES> groups. */
+  readonly skipSlots: readonly number[]
+  /** First characters of an anchored regex: a line starting otherwise is skipped without a search. */
+  readonly first: FirstChars | undefined
+}
+
+/** How a named group feeds the failure data: as is, as `alt_X` (fills X) or `tuple_X`. */
+interface GroupSlot {
+  readonly name: string
+  readonly idx: number
+  readonly kind: 'plain' | 'alt' | 'tuple'
+  /** The data key an alt_/tuple_ group fills. */
+  readonly target: string
+}
+
+/** One multi-line failure id's state (fail2ban keeps these keys inside the data dict). */
+interface MlfEntry {
+  at: number
+  /** The merged failure data (public keys only). */
+  data: Data
+  users: Set<string> | undefined
+  matches: string[] | undefined
+  nofailMatches: string[] | undefined
+  /** A failure without offender id is waiting for one. */
+  pending: boolean
+}
+
+function slotsOf(re: CompiledRegex): {slots: GroupSlot[]; skipSlots: number[]} {
+  const slots: GroupSlot[] = []
+  const skipSlots: number[] = []
+  for (const [name, idx] of re.groupNames) {
+    if (name.startsWith('skiplines')) skipSlots.push(idx)
+    else if (name.startsWith('alt_')) slots.push({name, idx, kind: 'alt', target: name.slice(4).replace(/_\d+$/, '')})
+    else if (name.startsWith('tuple_')) slots.push({name, idx, kind: 'tuple', target: name.slice(6).replace(/_\d+$/, '')})
+    else slots.push({name, idx, kind: 'plain', target: name})
+  }
+  // alt_ groups apply after the plain ones; tuple parts in name order.
+  slots.sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : 1) : a.kind === 'plain' ? -1 : b.kind === 'plain' ? 1 : 0))
+  return {slots, skipSlots}
 }
 
 interface BufferedLine {
@@ -55,6 +96,9 @@ interface BufferedLine {
 }
 
 type Data = Record<string, unknown>
+
+/** Shared empty array for results that stay empty (never mutated: replaced before adding). */
+const NONE = Object.freeze([]) as unknown as never[]
 
 const MLFID_CACHE_SIZE = 100
 const MLFID_CACHE_TTL = 300
@@ -83,7 +127,7 @@ export class Fail2banFilter {
   private readonly hasMlfid: boolean
   private buffer: BufferedLine[] = []
   private lastDate: number | undefined
-  private readonly mlfidCache = new Map<string, {at: number; data: Data}>()
+  private readonly mlfidCache = new Map<string, MlfEntry>()
 
   constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
     this.name = spec.name
@@ -123,7 +167,8 @@ export class Fail2banFilter {
   private compile(spec: Fail2banFilterSpec, field: 'prefregex' | 'failregex' | 'ignoreregex', source: string, index: number, multiline: boolean, singleLine: boolean): FilterRegex {
     const expanded = rewriteInlineFlags(expandTags(source, this.usedns))
     try {
-      return {source, expanded, re: compilePython(expanded, {multiline, singleLine}), hits: 0}
+      const re = compilePython(expanded, {multiline, singleLine})
+      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first}
     } catch (e) {
       if (!(e instanceof PatternError)) throw e
       const o = spec.origin?.[field]
@@ -171,7 +216,8 @@ export class Fail2banFilter {
         }
       } else time = this.recentDate()
     }
-    const result: LineResult = {matches: [], ignoredBy: [], prefregex: true, dateTemplate: template, time}
+    // Most lines yield nothing: the result's arrays are shared empty ones until something is added.
+    const result: LineResult = {matches: NONE, ignoredBy: NONE, prefregex: true, dateTemplate: template, time}
 
     let buf: string
     let bufAscii = ascii
@@ -190,13 +236,13 @@ export class Fail2banFilter {
         const ir = this.ignoreregex[i]
         if (ir.re.exec(buf, 0, bufAscii)) {
           ir.hits++
-          result.ignoredBy.push(i)
+          result.ignoredBy = [i]
           return result
         }
       }
     }
 
-    let base: Data | undefined
+    let pm: RegExpExecArray | undefined
     let content: string | undefined
     if (this.prefregex) {
       const m = this.prefregex.re.exec(buf, 0, bufAscii)
@@ -205,11 +251,7 @@ export class Fail2banFilter {
         return result
       }
       this.prefregex.hits++
-      base = {}
-      for (const [name, idx] of this.prefregex.re.groupNames) {
-        const v = m[idx]
-        if (v !== undefined && name !== 'content') base[name] = v
-      }
+      pm = m
       content = this.prefregex.re.group(m, 'content') || undefined
     }
 
@@ -217,11 +259,12 @@ export class Fail2banFilter {
     // and a match (or an ignored match) removes the lines it covered before the next failregex
     // is tried (single-line filters in check-all mode keep the line for the other failregexes).
     const multi = this.maxlines > 1
-    let lines: BufferedLine[]
+    // Single-line filters build their one-line list only when a failregex matches.
+    let lines: BufferedLine[] = NONE
     if (content !== undefined) {
-      lines = [{raw: line, text: content}]
-      if (multi) this.buffer = lines
-    } else lines = multi ? this.buffer : [{raw: line, text}]
+      if (multi) lines = this.buffer = [{raw: line, text: content}]
+    } else if (multi) lines = this.buffer
+    let single = !multi
     // fail2ban searches content + "\n"; our `$` already allows a final newline, and without it a
     // single-line buffer stays newline-free (see singleLine in compile()).
     let failBuf: string | undefined = content ?? buf
@@ -229,15 +272,24 @@ export class Fail2banFilter {
 
     for (let i = 0; i < this.failregex.length; i++) {
       if (failBuf === undefined) {
-        failBuf = multi ? this.joinBuffer(lines) : lines.length > 0 ? lines[0].text : ''
+        failBuf = multi ? this.joinBuffer(lines) : ''
         failAscii = isAscii(failBuf)
       }
       const fr = this.failregex[i]
+      const first = fr.first
+      if (first !== undefined && failBuf.length > 0) {
+        const c = failBuf.charCodeAt(0)
+        if (c < 128 ? first.ascii[c] === 0 : !first.other) continue
+      }
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
+      if (single) {
+        lines = [{raw: line, text: content ?? text}]
+        single = false
+      }
       // The lines this match covers, and those that stay.
-      const [matched, unmatched] = multi && lines.length > 1 ? this.splitBuffer(lines, failBuf, m, fr.re) : [lines, []]
+      const [matched, unmatched] = multi && lines.length > 1 ? this.splitBuffer(lines, failBuf, m, fr) : [lines, multi ? [] : NONE]
       if (this.ignoreregex.length > 0 && !this.earlyIgnore) {
         const ibuf = multi ? this.joinBuffer(matched) : failBuf
         const ia = isAscii(ibuf)
@@ -247,6 +299,7 @@ export class Fail2banFilter {
         }
         if (ignored >= 0) {
           this.ignoreregex[ignored].hits++
+          if (result.ignoredBy === (NONE as number[])) result.ignoredBy = []
           result.ignoredBy.push(ignored)
           lines = unmatched
           if (multi) this.buffer = unmatched
@@ -255,8 +308,11 @@ export class Fail2banFilter {
           continue
         }
       }
-      const fm = this.failure(i, m, fr.re, base, matched, time)
-      if (fm) result.matches.push(fm)
+      const fm = this.failure(i, m, fr, pm, matched, time)
+      if (fm) {
+        if (result.matches === (NONE as FilterMatch[])) result.matches = []
+        result.matches.push(fm)
+      }
       if (multi) {
         lines = this.buffer = unmatched
         failBuf = undefined
@@ -277,7 +333,7 @@ export class Fail2banFilter {
   }
 
   /** Split `lines` into those a multi-line match covered (minus skipped lines) and the rest. */
-  private splitBuffer(lines: BufferedLine[], buf: string, m: RegExpExecArray, re: CompiledRegex): [BufferedLine[], BufferedLine[]] {
+  private splitBuffer(lines: BufferedLine[], buf: string, m: RegExpExecArray, fr: FilterRegex): [BufferedLine[], BufferedLine[]] {
     const start = m.index
     const end = m.index + m[0].length
     const lineStart = buf.lastIndexOf('\n', start) + 1
@@ -292,7 +348,7 @@ export class Fail2banFilter {
     const matched = lines.slice(c1, c2)
     const unmatched = lines.slice(0, c1)
     let skipped = ''
-    for (const [name, idx] of re.groupNames) if (name.startsWith('skiplines') && m[idx]) skipped += m[idx]
+    for (const idx of fr.skipSlots) if (m[idx]) skipped += m[idx]
     if (skipped) {
       let n = 0
       for (const s of skipped.split('\n')) {
@@ -311,38 +367,35 @@ export class Fail2banFilter {
   }
 
   /** Build the failure of one failregex match: data merge, mlfid state, offender id. */
-  private failure(index: number, m: RegExpExecArray, re: CompiledRegex, base: Data | undefined, matched: BufferedLine[], time: number | undefined): FilterMatch | undefined {
-    let data: Data = base ? {...base} : {}
-    let alts: [string, string][] | undefined
-    let tuples: Map<string, [string, string][]> | undefined
-    for (const [name, idx] of re.groupNames) {
-      const v = m[idx]
-      if (v === undefined || name.startsWith('skiplines')) continue
-      if (name.startsWith('alt_')) (alts ??= []).push([name, v])
-      else if (name.startsWith('tuple_')) {
-        const key = name.slice(6).replace(/_\d+$/, '')
-        tuples ??= new Map()
-        const list = tuples.get(key) ?? []
-        list.push([name, v])
-        tuples.set(key, list)
-      } else data[name] = v
-    }
-    if (alts) {
-      for (const [name, v] of alts) {
-        const target = name.slice(4).replace(/_\d+$/, '')
-        if (!truthy(data[target])) data[target] = v
+  private failure(index: number, m: RegExpExecArray, fr: FilterRegex, pm: RegExpExecArray | undefined, matched: BufferedLine[], time: number | undefined): FilterMatch | undefined {
+    let data: Data = {}
+    if (pm !== undefined) {
+      // The prefregex groups first; the failregex's own groups override them.
+      for (const slot of this.prefregex!.slots) {
+        const v = pm[slot.idx]
+        if (v !== undefined && slot.name !== 'content') data[slot.name] = v
       }
     }
-    if (tuples) for (const [key, list] of tuples) data[key] = list.sort((a, b) => (a[0] < b[0] ? -1 : 1)).map((x) => x[1])
-    const lines = matched.map((l) => l.raw)
+    for (const slot of fr.slots) {
+      const v = m[slot.idx]
+      if (v === undefined) continue
+      if (slot.kind === 'plain') data[slot.name] = v
+      else if (slot.kind === 'alt') {
+        if (!truthy(data[slot.target])) data[slot.target] = v
+      } else {
+        const t = data[slot.target]
+        if (Array.isArray(t)) t.push(v)
+        else data[slot.target] = [v]
+      }
+    }
+    const lines = matched.length === 1 ? [matched[0].raw] : matched.map((l) => l.raw)
 
     let nofail = truthy(data.nofail)
+    let entry: MlfEntry | undefined
     if (data.mlfid !== undefined && this.hasMlfid) {
-      const merged = this.mergeMlfid(String(data.mlfid), data, lines)
-      data = merged.data
-      nofail = merged.nofail
-    } else {
-      data.matches = lines
+      entry = this.mergeMlfid(String(data.mlfid), data, lines)
+      data = entry.data
+      nofail = truthy(data.nofail)
     }
 
     // Offender id.
@@ -370,16 +423,19 @@ export class Fail2banFilter {
     } else if (fid !== undefined) id = fid
     let pending = false
     if (id === undefined) {
-      if (data.mlfid === undefined) return undefined
-      data.mlfpending = 1
+      if (entry === undefined) return undefined
+      entry.pending = true
       pending = true
     }
-    const matchLines = (data.matches as string[] | undefined) ?? lines
-    return {regex: index, id, isAddress, time, data: publicData(data), lines: matchLines, nofail, pending}
+    if (entry === undefined) return {regex: index, id, isAddress, time, data, lines, nofail, pending}
+    // The cached data keeps changing with later lines of the session: report a snapshot.
+    const snapshot: Data = Object.assign({}, entry.data)
+    if (entry.users) snapshot.users = [...entry.users].sort()
+    return {regex: index, id, isAddress, time, data: snapshot, lines: entry.matches ?? lines, nofail, pending}
   }
 
   /** fail2ban's multi-line failure merge (SPEC §4.10). */
-  private mergeMlfid(mlfid: string, fail: Data, lines: string[]): {data: Data; nofail: boolean} {
+  private mergeMlfid(mlfid: string, fail: Data, lines: string[]): MlfEntry {
     const now = this.now()
     let cached = this.mlfidCache.get(mlfid)
     if (cached && now - cached.at > MLFID_CACHE_TTL) {
@@ -388,65 +444,55 @@ export class Fail2banFilter {
     }
     let gained = false
     let nofail = false
-    let prevNofail = false
     if (truthy(fail.mlfgained)) {
       gained = nofail = true
       if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained
     } else if (truthy(fail.nofail)) nofail = true
     const forget = truthy(fail.mlfforget)
     delete fail.mlfforget
-    let users: Set<string> | undefined
+    let entry: MlfEntry
     if (cached) {
-      const g = cached.data
-      users = g.users as Set<string> | undefined
-      if (truthy(fail.user)) {
-        if (!users) g.users = users = new Set()
-        users.add(String(fail.user))
-      }
+      entry = cached
+      const g = entry.data
+      if (truthy(fail.user)) (entry.users ??= new Set()).add(String(fail.user))
+      let prevNofail = false
       if (g.nofail !== undefined) { delete g.nofail; prevNofail = true }
       if (g.mlfgained !== undefined) { delete g.mlfgained; prevNofail = true }
-      if (gained) delete g.mlfpending
-      if (!prevNofail && !truthy(g.mlfpending)) delete g.matches
-      for (const [k, v] of Object.entries(fail)) if (v !== undefined && v !== null) g[k] = v
-      fail = g
-      if (forget) this.mlfidCache.delete(mlfid)
-    } else if (!forget) {
-      users = fail.users as Set<string> | undefined
-      if (!users && truthy(fail.user)) fail.users = users = new Set([String(fail.user)])
-      if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
-        const oldest = this.mlfidCache.keys().next().value
-        if (oldest !== undefined) this.mlfidCache.delete(oldest)
+      if (gained) entry.pending = false
+      if (!prevNofail && !entry.pending) entry.matches = undefined
+      for (const k in fail) {
+        const v = fail[k]
+        if (v !== undefined && v !== null) g[k] = v
       }
-      this.mlfidCache.set(mlfid, {at: now, data: fail})
+      if (forget) this.mlfidCache.delete(mlfid)
+    } else {
+      entry = {at: now, data: fail, users: undefined, matches: undefined, nofailMatches: undefined, pending: false}
+      if (!forget) {
+        if (truthy(fail.user)) entry.users = new Set([String(fail.user)])
+        if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
+          const oldest = this.mlfidCache.keys().next().value
+          if (oldest !== undefined) this.mlfidCache.delete(oldest)
+        }
+        this.mlfidCache.set(mlfid, entry)
+      }
     }
-    const pending = truthy(fail.mlfpending)
-    delete fail.mlfpending
-    if (pending || (users && users.size > 1)) {
-      delete fail.nofail
-      delete fail.mlfgained
+    const pending = entry.pending
+    entry.pending = false
+    const d = entry.data
+    if (pending || (entry.users !== undefined && entry.users.size > 1)) {
+      delete d.nofail
+      delete d.mlfgained
       nofail = gained = false
     }
     if (!nofail) {
-      const nfm = (fail['nofail-matches'] as string[] | undefined) ?? []
-      delete fail['nofail-matches']
-      const m = nfm.concat((fail.matches as string[] | undefined) ?? [])
-      if (!gained) m.push(...lines)
-      fail.matches = m
+      const merged = entry.nofailMatches ?? []
+      entry.nofailMatches = undefined
+      if (entry.matches) merged.push(...entry.matches)
+      if (!gained) merged.push(...lines)
+      entry.matches = merged
     } else if (!forget) {
-      const nfm = (fail['nofail-matches'] as string[] | undefined) ?? []
-      nfm.push(...lines)
-      fail['nofail-matches'] = nfm
+      ;(entry.nofailMatches ??= []).push(...lines)
     }
-    return {data: fail, nofail: truthy(fail.nofail)}
+    return entry
   }
-}
-
-/** Failure data as reported: internal bookkeeping removed, `users` as a sorted array. */
-function publicData(d: Data): Data {
-  const out: Data = {}
-  for (const [k, v] of Object.entries(d)) {
-    if (k === 'matches' || k === 'nofail-matches' || k === 'mlfpending') continue
-    out[k] = v instanceof Set ? [...v].sort() : v
-  }
-  return out
 }

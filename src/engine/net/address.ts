@@ -12,10 +12,23 @@ export function isIPv4(s: string): boolean {
   return IPV4.test(s)
 }
 
+/** Recently canonicalised IPv6 texts (offenders repeat; parsing IPv6 is the costly part). */
+const v6Cache = new Map<string, string | null>()
+const V6_CACHE_MAX = 4096
+
 /** Canonical form of an IPv4 or IPv6 address, or undefined when `s` is not a valid address. */
 export function canonicalAddress(s: string): string | undefined {
   if (isIPv4(s)) return s
   if (!s.includes(':')) return undefined
+  const hit = v6Cache.get(s)
+  if (hit !== undefined) return hit ?? undefined
+  const c = canonicalIPv6(s)
+  if (v6Cache.size >= V6_CACHE_MAX) v6Cache.clear()
+  v6Cache.set(s, c ?? null)
+  return c
+}
+
+function canonicalIPv6(s: string): string | undefined {
   const zone = s.indexOf('%')
   const bare = zone >= 0 ? s.slice(0, zone) : s
   if (!ipaddr.IPv6.isValid(bare)) return undefined

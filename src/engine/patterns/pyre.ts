@@ -1298,6 +1298,33 @@ function usesCase(n: Node, acc: {on: boolean; off: boolean}): void {
 // ---------------------------------------------------------------------------------------------
 // Compiled form
 
+/**
+ * For a pattern anchored at the subject start (`^X`, X not nullable): the characters a match can
+ * start with, as a table over ASCII plus one flag for everything else. Lets callers skip a regex
+ * with one array lookup.
+ */
+export interface FirstChars {
+  readonly ascii: Uint8Array
+  readonly other: boolean
+}
+
+function anchoredFirst(tree: Node): FirstChars | undefined {
+  let items: Node[]
+  if (tree.t === 'seq') items = tree.items
+  else return undefined
+  const head = items[0]
+  if (!head || head.t !== 'assert' || head.k !== 'bol' || head.f.m) return undefined
+  const f = firstOf({t: 'seq', items: items.slice(1)})
+  if (f.nullable) return undefined
+  const ascii = new Uint8Array(128)
+  let other = false
+  for (let i = 0; i < f.set.length; i += 2) {
+    for (let c = f.set[i]; c <= Math.min(f.set[i + 1], 127); c++) ascii[c] = 1
+    if (f.set[i + 1] >= 128) other = true
+  }
+  return {ascii, other}
+}
+
 /** Variants of a regex for one sticky loop, compiled on first use per repetition index. */
 interface StickyPlan {
   loop: QuantNode
@@ -1326,6 +1353,8 @@ class Compiled implements CompiledRegex {
     /** JS index of each Python group number, for numbered access. */
     readonly pyIndex: readonly number[],
     private readonly sticky: readonly StickyPlan[] = [],
+    /** See FirstChars; undefined when the pattern is not anchored or can start with anything. */
+    readonly first?: FirstChars,
   ) {}
 
   /** The native source used for ASCII subjects (for diagnostics and tests). */
@@ -1422,7 +1451,7 @@ function requiredLiterals(n: Node): string[] {
 }
 
 /** Compile a Python-`re` (default) or PCRE pattern. Throws PatternError. */
-export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {pyIndex: readonly number[]; jsSource: string} {
+export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {pyIndex: readonly number[]; jsSource: string; first?: FirstChars} {
   const flavor = opts.flavor ?? 'python'
   const base: Flags = {i: !!opts.ignoreCase, m: !!opts.multiline, s: false, x: false, a: false}
   const parser = new Parser(pattern, flavor, base)
@@ -1486,6 +1515,6 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const pyIndex = ea.jsIndex.slice()
   return new Compiled(
     pattern, names, ea.groupCount, nativeI || cs.on ? [] : requiredLiterals(tree), nativeI, asciiRe,
-    uniSrc, flags, pyIndex, plans,
+    uniSrc, flags, pyIndex, plans, anchoredFirst(tree),
   )
 }
