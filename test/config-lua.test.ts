@@ -677,7 +677,7 @@ FILTER{"ignore-bad", source = "file:/x", failregex = "(x)", ignoreregex = "[a"}
     expect(errs).to.have.length(4)
     expect(errs[0]).to.match(/^filters\/a\.lua:2: FILTER "lua-bad"\.failregex\[2\]: invalid Lua pattern \(unfinished capture.*\): bad \(%d\+$/)
     expect(errs[1]).to.match(/^filters\/a\.lua:3: FILTER "pcre-bad"\.failregex: invalid PCRE regex \(.*\): from \(\\d\+$/)
-    expect(errs[2]).to.equal('filters/a.lua:4: FILTER "f2b-nohost".failregex[1]: the fail2ban engine needs a host group in every failregex (<HOST>, <ADDR>, <IP4>, <IP6>, <DNS>, <F-ID> or <F-HOST>)')
+    expect(errs[2]).to.equal('filters/a.lua:4: FILTER "f2b-nohost".failregex: failregex 1 has no failure-id group (<HOST>, <ADDR>, <IP4>, <IP6>, <DNS>, <F-ID> or <F-MLFID>): user <F-USER>\\S+</F-USER>')
     expect(errs[3]).to.match(/^filters\/a\.lua:5: FILTER "ignore-bad"\.ignoreregex: invalid Lua pattern \(malformed pattern \(missing '\]'\)/)
   })
 

@@ -4,6 +4,7 @@ import {Chalk, type ChalkInstance} from 'chalk'
 import Table from 'cli-table3'
 import ora from 'ora'
 import {ConfigError} from '../engine/fail2ban/errors.js'
+import {luaConfigProvider} from '../engine/testcases/spylog.js'
 import {
   DEFAULT_NOW, DEFAULT_TIMEZONE, locateFail2banTree, runTestcases,
   type FoundResult, type HarnessReport, type Problem, type SampleFailure, type TestTree,
@@ -31,6 +32,8 @@ export default class Testcases extends Command {
   }
 
   static override flags = {
+    config: Flags.string({description: 'spylog configuration directory whose filters are tested (default: the packaged config/)', helpValue: 'DIR', exclusive: ['fail2ban-dir']}),
+    samples: Flags.string({description: 'directory of failJSON sample logs, one per filter name (default: the packaged testcases/)', helpValue: 'DIR', exclusive: ['fail2ban-dir']}),
     'fail2ban-dir': Flags.string({description: 'fail2ban tree to test (DIR/filter.d + DIR/logs, or a fail2ban source checkout)', helpValue: 'DIR'}),
     json: Flags.boolean({description: 'print the report as JSON'}),
     now: Flags.integer({description: 'harness "now" in Unix seconds: year-less dates, journal-mode samples', default: DEFAULT_NOW, helpValue: 'SECONDS'}),
@@ -47,7 +50,7 @@ export default class Testcases extends Command {
     try {
       tree = f2b !== undefined
         ? locateFail2banTree(path.resolve(f2b))
-        : {filterSources: [{dir: path.join(this.config.root, 'config', 'filters')}], logsDir: path.join(this.config.root, 'testcases')}
+        : {filterSources: [], provider: luaConfigProvider(path.resolve(flags.config ?? path.join(this.config.root, 'config'))), logsDir: path.resolve(flags.samples ?? path.join(this.config.root, 'testcases'))}
     } catch (e) {
       const msg = e instanceof ConfigError ? e.message : String(e)
       if (flags.json) this.log(JSON.stringify({filters: [], problems: [{kind: 'error', message: msg}], passed: 0, failed: 1, unusable: true}, null, 2))

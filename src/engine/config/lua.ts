@@ -44,6 +44,7 @@ import type {LuaState} from 'fengari'
 import {ConfigError} from '../fail2ban/errors.js'
 import {expandTags, rewriteInlineFlags} from '../fail2ban/tags.js'
 import {DateDetector} from '../dates/detector.js'
+import {Fail2banFilter} from '../filters/fail2ban.js'
 import {parseDate} from '../dates/strptime.js'
 import {compileLua} from '../patterns/lua.js'
 import {compilePython} from '../patterns/pyre.js'
@@ -1529,12 +1530,26 @@ class Validator {
         if (field === 'failregex') compiled.push(typeof c === 'string' ? undefined : c)
       })
     }
-    if (engine === 'fail2ban') {
-      compiled.forEach((c, i) => {
-        if (c !== undefined && !['ip4', 'ip6', 'dns', 'host', 'fid'].some((g) => c.groupNames.has(g))) {
-          o.err(`failregex[${i + 1}]`, 'the fail2ban engine needs a host group in every failregex (<HOST>, <ADDR>, <IP4>, <IP6>, <DNS>, <F-ID> or <F-HOST>)', 'failregex')
-        }
-      })
+    // fail2ban's own filter options, for the fail2ban engine: such a filter runs on Fail2banFilter
+    // with fail2ban's full semantics (prefregex/<F-CONTENT>, multi-line, <F-MLFID> sessions).
+    const prefregex = o.str('prefregex')
+    const maxlinesValue = o.get('maxlines')
+    let maxlines: number | undefined
+    if (maxlinesValue !== undefined) {
+      if (typeof maxlinesValue === 'number' && Number.isInteger(maxlinesValue) && maxlinesValue >= 1 && maxlinesValue <= 1000) maxlines = maxlinesValue
+      else o.err('maxlines', `expected a whole number of lines from 1 to 1000, got ${describe(maxlinesValue)}`)
+    }
+    const usedns = o.str('usedns')
+    if (usedns !== undefined && !['yes', 'warn', 'no', 'raw'].includes(usedns)) o.err('usedns', `expected 'yes', 'warn', 'no' or 'raw', got ${JSON.stringify(usedns)}`)
+    if (engine !== 'fail2ban') {
+      for (const f of ['prefregex', 'maxlines', 'usedns']) if (o.has(f)) o.err(f, `only filters with engine = 'fail2ban' take ${f}`)
+    } else if (compiled.every((c) => c !== undefined)) {
+      try {
+        new Fail2banFilter({name: 'check', prefregex, failregex, ignoreregex, maxlines, usedns, datepattern: o.str('datepattern')})
+      } catch (e) {
+        const msg = e instanceof ConfigError ? e.reason : (e as Error).message
+        o.err(prefregex !== undefined && /prefregex/.test(msg) ? 'prefregex' : 'failregex', msg)
+      }
     }
     const hint = o.str('hint')
     let capture: string[][] | undefined
@@ -1619,13 +1634,14 @@ class Validator {
     if (src?.kind === 'trap' && trap === undefined) o.err('trap', 'missing: filters of a trap source select traps with trap = id, OID or a list of them')
     if (src?.kind === 'eventlog' && events === undefined) o.err('events', "missing: filters of an eventlog source select records with events = {'Source', id} (or a list of them)")
 
-    o.finish(['name', 'enabled', 'source', 'failregex', 'ignoreregex', 'capture', 'exclude', 'hint', 'engine', 'events', 'trap', 'stop', 'cfilter', 'date_format', 'datepattern'], 1)
+    o.finish(['name', 'enabled', 'source', 'failregex', 'ignoreregex', 'capture', 'exclude', 'hint', 'engine', 'events', 'trap', 'stop', 'cfilter', 'date_format', 'datepattern', 'prefregex', 'maxlines', 'usedns'], 1)
     if (name === undefined || sourceName === undefined || failregex.length === 0) return undefined
     const fieldOrigins: Record<string, Origin> = {}
-    for (const f of ['failregex', 'ignoreregex', 'capture', 'date_format', 'datepattern', 'exclude', 'source']) if (o.has(f)) fieldOrigins[f] = o.at(f)
+    for (const f of ['failregex', 'ignoreregex', 'capture', 'date_format', 'datepattern', 'exclude', 'source', 'prefregex']) if (o.has(f)) fieldOrigins[f] = o.at(f)
     return {
       name, origin: o.origin, enabled, sources: [sourceName], engine, failregex, ignoreregex, hint, capture, exclude,
       dateFormat, datepattern, stop, trap, events, cfilter, fieldOrigins,
+      ...(engine === 'fail2ban' ? {fail2ban: {prefregex, maxlines: maxlines ?? 1, datepattern, usedns: usedns ?? 'warn'}} : {}),
     }
   }
 

@@ -18,7 +18,8 @@ import {ConfigError} from '../fail2ban/errors.js'
 import {loadFilterFile} from '../fail2ban/filterfile.js'
 import {hostExpansion} from '../fail2ban/tags.js'
 import {parseTimeZone, type TimeZone} from '../dates/timezone.js'
-import {Fail2banFilter} from '../filters/fail2ban.js'
+import {Fail2banFilter, type FilterRuntimeOptions} from '../filters/fail2ban.js'
+import type {Filter} from '../filters/filter.js'
 import type {FilterMatch, LineResult} from '../filters/types.js'
 import {canonicalAddress} from '../net/address.js'
 
@@ -38,8 +39,35 @@ export interface FilterSource {
 }
 
 export interface TestTree {
+  /** fail2ban filter.d directories (ignored when `provider` is given). */
   filterSources: FilterSource[]
   logsDir: string
+  /**
+   * Where the filters under test come from, when not from filter.d files: e.g. spylog's Lua
+   * configuration (see spylog.ts). The harness runs exactly the Filter objects it builds.
+   */
+  provider?: FilterProvider
+}
+
+/** A set of filters to test: their names and a way to build each with caller options. */
+export interface FilterProvider {
+  /** Test name → the file that defines the filter (for reports). */
+  list(): Map<string, string>
+  /** Build a fresh filter; throws (ConfigError, PatternError…) when it cannot. */
+  build(name: string, params: Record<string, string>, runtime: FilterRuntimeOptions): Filter
+}
+
+/** fail2ban's filter.d files as a provider. */
+export function fail2banProvider(sources: readonly FilterSource[]): FilterProvider {
+  let tests: Map<string, string> | undefined
+  return {
+    list: () => (tests ??= listFilterTests(sources)),
+    build(name, params, runtime) {
+      const file = (tests ??= listFilterTests(sources)).get(name)
+      if (file === undefined) throw new ConfigError(`unknown filter "${name}"`)
+      return new Fail2banFilter(loadFilterFile(file, params), runtime)
+    },
+  }
 }
 
 export interface HarnessOptions extends TestTree {
@@ -570,7 +598,7 @@ function readLines(file: string): string[] {
 interface Instance {
   key: string
   label: string
-  filter: Fail2banFilter | undefined
+  filter: Filter | undefined
   error: string | undefined
   /** failregex indices that produced a result (incl. nofail/pending). */
   used: Set<number>
@@ -588,7 +616,7 @@ interface Context {
   host: string
 }
 
-function runFilterTest(name: string, filterFile: string, logsDir: string, ctx: Context, annotated: Map<string, boolean>): FilterReport {
+function runFilterTest(name: string, filterFile: string, provider: FilterProvider, logsDir: string, ctx: Context, annotated: Map<string, boolean>): FilterReport {
   const report: FilterReport = {
     name, file: filterFile, samples: 0, passed: 0, failed: 0, skipped: 0, optionSets: 0, checks: 0, failures: [], problems: [],
   }
@@ -612,8 +640,7 @@ function runFilterTest(name: string, filterFile: string, logsDir: string, ctx: C
     try {
       const params: Record<string, string> = {}
       for (const [k, v] of Object.entries(fltOpts)) params[k] = optionString(k, v)
-      const def = loadFilterFile(filterFile, params)
-      inst.filter = new Fail2banFilter(def, {timezone: ctx.zone, now: () => ctx.now, checkAll: true})
+      inst.filter = provider.build(name, params, {timezone: ctx.zone, now: () => ctx.now, checkAll: true})
     } catch (e) {
       inst.error = errorText(e)
       report.problems.push({kind: 'error', message: `${inst.label}: filter does not load: ${inst.error}`})
@@ -924,12 +951,13 @@ export async function runTestcases(opts: HarnessOptions): Promise<HarnessReport>
     return finish()
   }
   const ctx: Context = {now: opts.now ?? DEFAULT_NOW, zone, host: hostExpansion()}
+  const provider = opts.provider ?? fail2banProvider(opts.filterSources)
   if (!greedyCheckWorks()) report.problems.push({kind: 'error', message: 'internal: the greedy catch-all check does not work'})
 
   let tests: Map<string, string>
   try {
     if (!isDir(opts.logsDir)) throw new ConfigError(`sample log directory not found: ${opts.logsDir}`)
-    tests = listFilterTests(opts.filterSources)
+    tests = provider.list()
   } catch (e) {
     report.problems.push({kind: 'error', message: errorText(e)})
     return finish()
@@ -952,7 +980,7 @@ export async function runTestcases(opts: HarnessOptions): Promise<HarnessReport>
     opts.onProgress?.(name, i, selected.length)
     // let a spinner breathe between filters
     await new Promise<void>((resolve) => setImmediate(resolve))
-    report.filters.push(runFilterTest(name, file, opts.logsDir, ctx, annotated))
+    report.filters.push(runFilterTest(name, file, provider, opts.logsDir, ctx, annotated))
   }
   return finish()
 }
