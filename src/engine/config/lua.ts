@@ -79,6 +79,8 @@ export interface LuaConfigOptions {
   dataDir?: string
   /** Receives what the configuration prints (default: discarded). */
   print?: (text: string) => void
+  /** The PLATFORM global the configuration sees (default: this machine's; tests set it). */
+  platform?: string
 }
 
 const DEFAULTS = {
@@ -423,6 +425,10 @@ class Sandbox {
     lua.lua_pop(L, 1)
     lua.lua_pushnil(L)
     lua.lua_setfield(L, G, '_G')
+    // spylog extension: PLATFORM ('windows', 'linux', 'darwin', 'freebsd'…), so that one
+    // configuration can give each platform its own paths.
+    lua.lua_pushstring(L, fengari.to_luastring(this.o.platform ?? (process.platform === 'win32' ? 'windows' : process.platform)))
+    lua.lua_setfield(L, G, 'PLATFORM')
 
     // Collected tables.
     lua.lua_createtable(L, 0, 0)
