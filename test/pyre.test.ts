@@ -106,6 +106,10 @@ function compare(cases: Case[]): {compared: number; rejected: Map<string, number
         g: want ? want.g.map((_, k) => m[re.pyIndex[k + 1]] ?? null) : [],
       }
       const w = want === null ? null : {span: want.span, g: want.g}
+      // Every real match contains one of the pattern's required literals (the prefilter).
+      if (want !== null && re.required.length > 0 && !re.required.some((lit) => s.includes(lit)) && mismatches.length < 20) {
+        mismatches.push(`${JSON.stringify(c.p)}: required literals ${JSON.stringify(re.required)} absent from ${JSON.stringify(s)} which python matches`)
+      }
       // The first-character table of an anchored pattern must allow every real match.
       if (want !== null && re.first && s.length > 0) {
         const code = s.charCodeAt(0)

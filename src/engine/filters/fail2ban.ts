@@ -124,6 +124,8 @@ export class Fail2banFilter {
   private readonly now: () => number
   private readonly maxLineLength: number
   private readonly earlyIgnore: boolean
+  /** Literals of which a line must contain one to be worth searching (single-line filters). */
+  private readonly required: readonly string[] | undefined
   private readonly hasMlfid: boolean
   private buffer: BufferedLine[] = []
   private lastDate: number | undefined
@@ -156,6 +158,11 @@ export class Fail2banFilter {
     }
     this.hasMlfid = [this.prefregex, ...this.failregex].some((r) => r?.re.groupNames.has('mlfid'))
     this.earlyIgnore = this.ignoreregex.length > 0 && this.ignoreregex.length < this.failregex.length - 2
+    // The prefilter: the prefregex's required literals, else (when every failregex has some) theirs.
+    if (!multiline) {
+      if (this.prefregex) this.required = this.prefregex.re.required.length > 0 ? this.prefregex.re.required : undefined
+      else if (this.failregex.every((r) => r.re.required.length > 0)) this.required = [...new Set(this.failregex.flatMap((r) => r.re.required))]
+    }
     try {
       this.dates = new DateDetector(spec.datepattern, {timezone: opts.timezone, now: this.now})
     } catch (e) {
@@ -239,6 +246,17 @@ export class Fail2banFilter {
           result.ignoredBy = [i]
           return result
         }
+      }
+    }
+
+    // Literal prefilter: a single-line buffer without any literal the regexes require cannot match.
+    const required = this.required
+    if (required !== undefined) {
+      let found = false
+      for (let i = 0; i < required.length; i++) if (buf.includes(required[i])) { found = true; break }
+      if (!found) {
+        result.prefregex = this.prefregex === undefined
+        return result
       }
     }
 
