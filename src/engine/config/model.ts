@@ -240,6 +240,8 @@ export interface Fail2banFilterOptions {
   readonly datepattern?: string
   readonly usedns: string
   readonly journalmatch?: readonly string[]
+  /** fail2ban `logtimezone`: zone of dates written without one (a `parseTimeZone` spec). */
+  readonly timezone?: string
 }
 
 export interface FilterConfig {
@@ -342,6 +344,14 @@ export interface JailConfig {
   readonly noreset: boolean
   /** Offenders never banned by this jail (fail2ban `ignoreip`; canonical addresses/networks). */
   readonly ignoreIp: readonly string[]
+  /** fail2ban `ignoreip` host names, resolved when the jail runs. */
+  readonly ignoreHosts?: readonly string[]
+  /** fail2ban `ignoreip` `file:` lists (absolute paths; one address, network or host per line), read when the jail runs. */
+  readonly ignoreFiles?: readonly string[]
+  /** fail2ban `ignoreself`: never ban the host's own addresses (fail2ban's default: true). */
+  readonly ignoreSelf?: boolean
+  /** fail2ban `ignorecommand`: a command with `<ip>` and other tags; exit status 0 means "ignore this offender". */
+  readonly ignoreCommand?: string
   readonly banTimeIncrement?: BanTimeIncrement
 }
 
@@ -372,6 +382,28 @@ export interface ModuleActionCommand extends ActionCommandBase {
 
 export type ActionCommand = ExternalActionCommand | ModuleActionCommand
 
+/**
+ * Built-in action kinds: spylog does the work itself instead of running command templates.
+ * `firewall` bans in the host firewall, `mail` sends a notification. Lua configurations call
+ * them as modules (`'@spylog.actions.firewall'`, `'@spylog.actions.mail'`: see BUILTIN_ACTION_MODULES);
+ * the fail2ban reader maps action.d names to them (iptables*, nftables*, firewallcmd*, ipset*,
+ * ufw → firewall; sendmail*, mail*, smtp.py → mail).
+ */
+export type BuiltinActionKind = 'firewall' | 'mail'
+export const BUILTIN_ACTION_MODULES: Readonly<Record<BuiltinActionKind, string>> = {firewall: 'spylog.actions.firewall', mail: 'spylog.actions.mail'}
+
+export interface BuiltinAction {
+  readonly kind: BuiltinActionKind
+  /**
+   * The family the action was mapped from: `iptables`, `nftables`, `firewalld`, `ipset`, `ufw`
+   * (firewall; where that firewall is not available, as on Windows, the platform's own firewall
+   * is used) or `sendmail`, `mail`, `smtp` (mail).
+   */
+  readonly variant: string
+  /** The rest of the fail2ban name, split at `-` (`allports`, `multiport`, `whois`, `lines`, `buffered`, …). */
+  readonly features: readonly string[]
+}
+
 export interface ActionConfig {
   readonly name: string
   readonly origin: Origin
@@ -387,6 +419,8 @@ export interface ActionConfig {
   readonly start?: string
   readonly stop?: string
   readonly check?: string
+  /** Set when the action is one of spylog's built-in kinds (`ban`/`unban` then call BUILTIN_ACTION_MODULES[kind]). */
+  readonly builtin?: BuiltinAction
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +492,8 @@ export interface SpylogConfig {
   readonly jail: JailGlobals
   /** Where persistent state lives (bans, job queue, file positions) and data files (GeoIP db). */
   readonly dataDir?: string
+  /** Problems that do not stop the configuration from loading (an action mapped to nothing, a log glob matching no file…), formatted like ConfigError messages. */
+  readonly warnings?: readonly string[]
 }
 
 // ---------------------------------------------------------------------------------------------
