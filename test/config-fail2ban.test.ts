@@ -672,3 +672,17 @@ describe('spylog config check', function () {
     expect(r.stderr).to.match(/^error: .*spylog-no-such-dir: configuration directory not found \(from --config\)\n/)
   })
 })
+
+describe('fail2ban logtimezone reaches the filter', () => {
+  it('reads dates without a zone in the jail\'s logtimezone', async () => {
+    const {buildFilter} = await import('../src/engine/filters/build.js')
+    const cfg = {
+      name: 'tz', origin: {file: 'jail.local', line: 1}, enabled: true, sources: [], engine: 'fail2ban' as const,
+      failregex: ['^ denied <HOST>$'], ignoreregex: [], stop: false, cfilter: [],
+      fail2ban: {maxlines: 1, usedns: 'warn', timezone: 'UTC+0200'},
+    }
+    const f = buildFilter(cfg as never, {now: () => Date.UTC(2024, 4, 20) / 1000})
+    const m = f.processLine('2024-05-14 10:00:00 denied 192.0.2.1').matches[0]
+    expect(m.time).to.equal(Date.UTC(2024, 4, 14, 8, 0, 0) / 1000)
+  })
+})

@@ -6,6 +6,7 @@
 import type {FilterConfig} from '../config/model.js'
 import {Fail2banFilter, type Fail2banFilterSpec, type FilterRuntimeOptions} from './fail2ban.js'
 import type {Filter} from './filter.js'
+import {parseTimeZone} from '../dates/timezone.js'
 import {LuaSpylogFilter} from './luaspylog.js'
 
 export type BuildFilterOptions = FilterRuntimeOptions
@@ -29,5 +30,7 @@ export function buildFilter(cfg: FilterConfig, opts: BuildFilterOptions = {}): F
       datepattern: o?.datepattern ?? cfg.origin,
     },
   }
-  return new Fail2banFilter(spec, opts)
+  // fail2ban's logtimezone: the zone of dates written without one; it stands in for the local zone.
+  const timezone = f2b.timezone !== undefined ? parseTimeZone(f2b.timezone) : opts.timezone
+  return new Fail2banFilter(spec, {...opts, timezone})
 }
