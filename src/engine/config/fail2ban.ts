@@ -56,6 +56,7 @@ import {
   type ActionConfig, type BanTimeIncrement, type BuiltinAction, type CounterConfig, type FileSource, type FilterConfig,
   type JailActionRef, type JailConfig, type JournalSource, type Origin, type ParamValue, type SourceConfig, type SpylogConfig,
 } from './model.js'
+import {isDir, isFile} from '../fsutil.js'
 
 export interface Fail2banConfigOptions {
   /** Warn about logpath globs that match no file (default true). */
@@ -367,21 +368,7 @@ function quoteShell(t: string): string {
   return /[\s"'\\]/.test(t) ? `"${t.replace(/(["\\])/g, '\\$1')}"` : t
 }
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
-  }
-}
 
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile()
-  } catch {
-    return false
-  }
-}
 
 /** True when `dir` looks like a fail2ban configuration tree (a jail.conf, jail.local or jail.d/). */
 export function isFail2banTree(dir: string): boolean {

@@ -25,6 +25,7 @@ import {ConfigError} from '../fail2ban/errors.js'
 import {isFail2banTree, loadFail2banConfig, type Fail2banConfigOptions} from './fail2ban.js'
 import {loadLuaConfig, MAIN_FILE, SUBDIRS, type LuaConfigOptions} from './lua.js'
 import {ConfigErrors, type Origin, type SpylogConfig} from './model.js'
+import {isDir} from '../fsutil.js'
 
 export type ConfigFormat = 'lua' | 'fail2ban'
 
@@ -54,13 +55,6 @@ export interface LoadConfigOptions {
   fail2banOptions?: Fail2banConfigOptions
 }
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
-  }
-}
 
 /** `%ProgramData%\spylog` on Windows, `/etc/spylog` elsewhere. */
 export function platformConfigDir(platform: NodeJS.Platform = process.platform, env: Readonly<Record<string, string | undefined>> = process.env): string {

@@ -21,6 +21,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {ConfigError} from './errors.js'
+import {isFile} from '../fsutil.js'
 
 export interface IniValue {
   value: string
@@ -427,13 +428,6 @@ export class IniStack {
 // ------------------------------------------------------------------------------------------------
 // Reading a file with its includes
 
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile()
-  } catch {
-    return false
-  }
-}
 
 function sortedFiles(dir: string, ext: string): string[] {
   let names: string[]

@@ -13,6 +13,7 @@ import {DateDetector} from '../dates/detector.js'
 import type {TimeZone} from '../dates/timezone.js'
 import {canonicalAddress, canonicalSubnet} from '../net/address.js'
 import type {FilterMatch, LineResult} from './types.js'
+import {LineReader} from './linereader.js'
 
 /** What a fail2ban filter is made of (from a filter.d file, a Lua FILTER{} or the command line). */
 export interface Fail2banFilterSpec {
@@ -103,7 +104,6 @@ const NONE = Object.freeze([]) as unknown as never[]
 const MLFID_CACHE_SIZE = 100
 const MLFID_CACHE_TTL = 300
 const ID_GROUPS = ['fid', 'ip4', 'ip6', 'dns', 'mlfid']
-const DEFAULT_MAX_LINE = 65536
 
 function truthy(v: unknown): boolean {
   return v !== undefined && v !== null && v !== '' && v !== 0 && v !== false
@@ -117,18 +117,15 @@ export class Fail2banFilter {
   readonly maxlines: number
   readonly usedns: string
   readonly dates: DateDetector
-  /** Lines cut to maxLineLength so far. */
-  truncated = 0
 
   private readonly checkAll: boolean
   private readonly now: () => number
-  private readonly maxLineLength: number
+  private readonly reader: LineReader
   private readonly earlyIgnore: boolean
   /** Literals of which a line must contain one to be worth searching (single-line filters). */
   private readonly required: readonly string[] | undefined
   private readonly hasMlfid: boolean
   private buffer: BufferedLine[] = []
-  private lastDate: number | undefined
   private readonly mlfidCache = new Map<string, MlfEntry>()
 
   constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
@@ -137,7 +134,6 @@ export class Fail2banFilter {
     this.usedns = spec.usedns ?? 'warn'
     this.checkAll = !!opts.checkAll
     this.now = opts.now ?? (() => Date.now() / 1000)
-    this.maxLineLength = opts.maxLineLength ?? DEFAULT_MAX_LINE
     const multiline = this.maxlines > 1
     this.prefregex = spec.prefregex ? this.compile(spec, 'prefregex', spec.prefregex, 0, false, !multiline) : undefined
     if (spec.failregex.length === 0) {
@@ -169,6 +165,12 @@ export class Fail2banFilter {
       const o = spec.origin?.datepattern
       throw new ConfigError(`bad datepattern: ${(e as Error).message}`, o?.file, o?.line, 'datepattern')
     }
+    this.reader = new LineReader(this.dates, this.now, opts.maxLineLength)
+  }
+
+  /** Lines cut to the maximum line length so far. */
+  get truncated(): number {
+    return this.reader.truncated
   }
 
   private compile(spec: Fail2banFilterSpec, field: 'prefregex' | 'failregex' | 'ignoreregex', source: string, index: number, multiline: boolean, singleLine: boolean): FilterRegex {
@@ -188,7 +190,7 @@ export class Fail2banFilter {
   reset(): void {
     this.buffer = []
     this.mlfidCache.clear()
-    this.lastDate = undefined
+    this.reader.reset()
   }
 
   /**
@@ -196,33 +198,13 @@ export class Fail2banFilter {
    * and uses the current time.
    */
   processLine(input: string, noDate = false): LineResult {
-    let line = input.charCodeAt(input.length - 1) === 13 ? input.slice(0, -1) : input
-    if (line.length > this.maxLineLength) {
-      line = line.slice(0, this.maxLineLength)
-      this.truncated++
-    }
-    const ascii = isAscii(line)
-    let text = line
-    let time: number | undefined
-    let template = -1
-    if (noDate) {
-      time = this.now()
-    } else if (this.dates.none) {
-      time = this.recentDate() ?? this.now()
-    } else {
-      const hit = this.dates.detect(line, ascii)
-      if (hit) {
-        template = hit.template
-        if (hit.time !== undefined) {
-          time = hit.time
-          this.lastDate = time
-          text = line.slice(0, hit.start) + line.slice(hit.end)
-        } else {
-          time = this.recentDate()
-          if (time === undefined) text = line.slice(0, hit.start) + line.slice(hit.end)
-        }
-      } else time = this.recentDate()
-    }
+    const r = this.reader
+    r.read(input, noDate)
+    const line = r.line
+    const text = r.text
+    const ascii = r.ascii
+    const time = r.time
+    const template = r.template
     // Most lines yield nothing: the result's arrays are shared empty ones until something is added.
     const result: LineResult = {matches: NONE, ignoredBy: NONE, prefregex: true, dateTemplate: template, time}
 
@@ -338,10 +320,6 @@ export class Fail2banFilter {
       if (!this.checkAll) break
     }
     return result
-  }
-
-  private recentDate(): number | undefined {
-    return this.lastDate !== undefined && this.now() - this.lastDate < 60 ? this.lastDate : undefined
   }
 
   private joinBuffer(lines: readonly BufferedLine[]): string {

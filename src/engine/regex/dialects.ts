@@ -14,10 +14,10 @@
  */
 import {ConfigError} from '../fail2ban/errors.js'
 import {expandTags} from '../fail2ban/tags.js'
+import {LineReader} from '../filters/linereader.js'
 import {DateDetector} from '../dates/detector.js'
 import type {TimeZone} from '../dates/timezone.js'
 import {canonicalAddress} from '../net/address.js'
-import {isAscii} from '../patterns/ascii.js'
 import {compilePython} from '../patterns/pyre.js'
 import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import type {FilterMatch, LineResult} from '../filters/types.js'
@@ -159,8 +159,6 @@ async function compileDialect(dialect: Exclude<Dialect, 'fail2ban'>, source: str
   }
 }
 
-const DEFAULT_MAX_LINE = 65536
-
 /**
  * A one-line filter for the pcre and lua dialects: date detection and removal as in fail2ban
  * (SPEC §4.2), ignoreregex first, then every failregex (or up to the first result without checkAll).
@@ -168,20 +166,26 @@ const DEFAULT_MAX_LINE = 65536
 export class GenericFilter implements RegexFilter {
   readonly prefregex = undefined
   readonly maxlines = 1
-  truncated = 0
-  private lastDate: number | undefined
+  private readonly reader: LineReader
 
   private constructor(
     readonly name: string,
     readonly failregex: readonly DialectPattern[],
     readonly ignoreregex: readonly DialectPattern[],
     readonly dates: DateDetector,
-    private readonly now: () => number,
-    private readonly maxLineLength: number,
+    now: () => number,
+    maxLineLength: number | undefined,
     /** PCRE sees the line with a final `\n`, like fail2ban's buffer (so `$` behaves the same); Lua does not. */
     private readonly newline: boolean,
     private readonly checkAll: boolean,
-  ) {}
+  ) {
+    this.reader = new LineReader(dates, now, maxLineLength)
+  }
+
+  /** Lines cut to the maximum line length so far. */
+  get truncated(): number {
+    return this.reader.truncated
+  }
 
   static async create(spec: GenericFilterSpec, opts: GenericFilterOptions = {}): Promise<GenericFilter> {
     if (spec.failregex.length === 0) throw new ConfigError('no failregex given')
@@ -196,38 +200,20 @@ export class GenericFilter implements RegexFilter {
     } catch (e) {
       throw new ConfigError(`bad datepattern: ${(e as Error).message}`, undefined, undefined, 'datepattern')
     }
-    return new GenericFilter(spec.name, fail, ign, dates, now, opts.maxLineLength ?? DEFAULT_MAX_LINE, spec.dialect === 'pcre', opts.checkAll ?? true)
+    return new GenericFilter(spec.name, fail, ign, dates, now, opts.maxLineLength, spec.dialect === 'pcre', opts.checkAll ?? true)
   }
 
   reset(): void {
-    this.lastDate = undefined
+    this.reader.reset()
   }
 
   processLine(input: string, noDate = false): LineResult {
-    let line = input.charCodeAt(input.length - 1) === 13 ? input.slice(0, -1) : input
-    if (line.length > this.maxLineLength) {
-      line = line.slice(0, this.maxLineLength)
-      this.truncated++
-    }
-    const ascii = isAscii(line)
-    let text = line
-    let time: number | undefined
-    let template = -1
-    if (noDate) time = this.now()
-    else if (this.dates.none) time = this.recent() ?? this.now()
-    else {
-      const hit = this.dates.detect(line, ascii)
-      if (hit) {
-        template = hit.template
-        if (hit.time !== undefined) {
-          time = this.lastDate = hit.time
-          text = line.slice(0, hit.start) + line.slice(hit.end)
-        } else {
-          time = this.recent()
-          if (time === undefined) text = line.slice(0, hit.start) + line.slice(hit.end)
-        }
-      } else time = this.recent()
-    }
+    const r = this.reader
+    r.read(input, noDate)
+    const ascii = r.ascii
+    const time = r.time
+    const template = r.template
+    let text = r.text
     if (this.newline) text += '\n'
     const result: LineResult = {matches: [], ignoredBy: [], prefregex: true, dateTemplate: template, time}
     for (let i = 0; i < this.ignoreregex.length; i++) {
@@ -253,7 +239,7 @@ export class GenericFilter implements RegexFilter {
           isAddress = true
         }
       }
-      const m: FilterMatch = {regex: i, id, isAddress, time, data, lines: [line], nofail: false, pending: false}
+      const m: FilterMatch = {regex: i, id, isAddress, time, data, lines: [r.line], nofail: false, pending: false}
       if (id === undefined) continue
       result.matches.push(m)
       if (!this.checkAll) break
@@ -261,7 +247,4 @@ export class GenericFilter implements RegexFilter {
     return result
   }
 
-  private recent(): number | undefined {
-    return this.lastDate !== undefined && this.now() - this.lastDate < 60 ? this.lastDate : undefined
-  }
 }

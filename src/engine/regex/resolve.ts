@@ -10,6 +10,7 @@ import {findFilter, loadFilterFile, parseFilterSpec, type FilterDefinition} from
 import {Fail2banFilter, type Fail2banFilterSpec} from '../filters/fail2ban.js'
 import {parseTimeZone, type TimeZone} from '../dates/timezone.js'
 import {GenericFilter, isDialect, DIALECTS, type Dialect, type RegexFilter} from './dialects.js'
+import {isDir, isFile} from '../fsutil.js'
 
 /** A usage problem (unknown filter, missing file, bad option value): print `message`, exit 2. */
 export class RegexUsageError extends Error {
@@ -76,21 +77,7 @@ export function defaultFilterDirs(root = packageRoot()): string[] {
   return candidates.filter((d) => isDir(d))
 }
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
-  }
-}
 
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile()
-  } catch {
-    return false
-  }
-}
 
 /** fail2ban-regex: a REGEX argument of this shape names a filter (or a filter file) rather than a regex. */
 const FILTER_SHAPE = /^\/{0,3}[\w/\-.]+(?:\[[\s\S]*\])?$/

@@ -22,6 +22,7 @@ import {Fail2banFilter, type FilterRuntimeOptions} from '../filters/fail2ban.js'
 import type {Filter} from '../filters/filter.js'
 import type {FilterMatch, LineResult} from '../filters/types.js'
 import {canonicalAddress} from '../net/address.js'
+import {isDir} from '../fsutil.js'
 
 /** fail2ban's test clock: 2005-08-14 10:00:00 UTC. */
 export const DEFAULT_NOW = 1124013600
@@ -175,13 +176,6 @@ export interface HarnessReport {
 // ------------------------------------------------------------------------------------------------
 // Layout
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
-  }
-}
 
 /**
  * The filter and log directories of a fail2ban tree: `DIR/filter.d` + `DIR/logs`, or fail2ban's
