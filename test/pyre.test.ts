@@ -1,7 +1,12 @@
 import {expect} from 'chai'
+import fs from 'node:fs'
+import path from 'node:path'
+import v8 from 'node:v8'
+import {loadFilterFile} from '../src/engine/fail2ban/filterfile.js'
+import {expandTags, rewriteInlineFlags} from '../src/engine/fail2ban/tags.js'
 import {compilePython} from '../src/engine/patterns/pyre.js'
 import {PatternError} from '../src/engine/patterns/types.js'
-import {python, runPython} from './support/python.js'
+import {python, repoRoot, runPython} from './support/python.js'
 
 interface PyResult { error?: string; r?: (null | {span: [number, number]; g: (string | null)[]; n: Record<string, number>})[] }
 interface Case { p: string; flags: string; s: string[] }
@@ -22,8 +27,16 @@ function genPattern(rand: () => number): string {
   let groups = 0
   const closed: number[] = []
   const named: string[] = []
-  const lits = ['a', 'b', '1', ' ', '-', ':', '\\.', 'A', 'k', '\\[', '\\]', '\\n']
-  const classes = ['[ab]', '[^a]', '[a-c1]', '[\\d:]', '[^\\s]', '[]a]', '[^]a]', '[\\w-]', '[.]', '[A-Z]', '[^\\W1]', '[\\S\\d]']
+  const lits = [
+    'a', 'b', '1', ' ', '-', ':', '\\.', 'A', 'k', '\\[', '\\]', '\\n',
+    // Non-ASCII and case-sensitive ones: Python's case classes (i/İ/ı, s/ſ, k/K) and astral characters.
+    'é', 'É', 'i', 's', 'ſ', 'İ', 'К', 'д', '\\u00a0', '\\U0001F600', '\\U00010400', 'µ',
+  ]
+  const classes = [
+    '[ab]', '[^a]', '[a-c1]', '[\\d:]', '[^\\s]', '[]a]', '[^]a]', '[\\w-]', '[.]', '[A-Z]', '[^\\W1]', '[\\S\\d]',
+    '[à-ÿ]', '[^é]', '[а-яё]', '[\\wé]', '[h-t]', '[\\u0100-\\uffff]', '[^\\x00-\\x7f]', '[\\U0001F600-\\U0001F64F]',
+    '[\\U00010400x]', '[\\U00010400-\\U00010427]', '[^\\w\\s]', '[ſK]', '[^\\Wк]',
+  ]
   const shorts = ['\\d', '\\w', '\\s', '\\D', '\\W', '\\S', '.']
   const quants = ['*', '+', '?', '{0,2}', '{1,3}', '{,2}', '{2}', '*?', '+?', '??', '*+', '++', '{1,2}?']
   const seq = (depth: number): string => {
@@ -61,24 +74,52 @@ function genPattern(rand: () => number): string {
       atom = `(?(${ref})${seq(depth + 1)}|${seq(depth + 1)})`
       quantifiable = false
     } else if (r < 0.94) atom = `(?>${alt(depth + 1)})`
-    else atom = `(?i:${alt(depth + 1)})`
+    else if (r < 0.98) atom = `(?i:${alt(depth + 1)})`
+    else atom = `(?${pick(['a', 'ai'])}:${alt(depth + 1)})`
     if (quantifiable && rand() < 0.3) atom += pick(quants)
     return atom
   }
   return alt(0)
 }
 
+/**
+ * Subjects of each variant pyre compiles (pyre.ts): pure ASCII; BMP non-ASCII (Cyrillic,
+ * accented Latin, the characters Python's case-insensitivity treats specially, Unicode spaces,
+ * a combining mark, a non-ASCII digit); and with astral characters (surrogate pairs).
+ */
+const ASCII_ALPHABET = [...'aab1 -:.[]\nAkKis']
+const BMP_ALPHABET = [
+  ...ASCII_ALPHABET, 'К', 'к', 'д', 'ᲁ', 'é', 'É', 'à', 'ſ', '\u212a', 'İ', 'ı', 'µ', 'μ', 'ß', 'ẞ',
+  '\u00a0', '\u2028', '\u3000', '\u0301', '٣', '_',
+]
+const ASTRAL_ALPHABET = [...BMP_ALPHABET, '\u{1F600}', '\u{1D400}', '\u{10400}', '\u{10428}']
+
 function genSubject(rand: () => number): string {
-  const alphabet = 'aab1 -:.[]\nAkKК'
+  const r = rand()
+  const alphabet = r < 0.3 ? ASCII_ALPHABET : r < 0.85 ? BMP_ALPHABET : ASTRAL_ALPHABET
   let s = ''
   const n = Math.floor(rand() * 11)
   for (let i = 0; i < n; i++) s += alphabet[Math.floor(rand() * alphabet.length)]
   return s
 }
 
-function compare(cases: Case[]): {compared: number; rejected: Map<string, number>; mismatches: string[]} {
+/** The code point offset of UTF-16 offset `i` in `s`. */
+function cpIndex(s: string, i: number): number {
+  return [...s.slice(0, i)].length
+}
+
+interface Comparison {
+  compared: number
+  /** Subjects compared per variant (pyre.ts: ascii, bmp, full). */
+  domains: Record<string, number>
+  rejected: Map<string, number>
+  mismatches: string[]
+}
+
+function compare(cases: Case[]): Comparison {
   const py = runPython<PyResult[]>('py_re.py', cases)
   let compared = 0
+  const domains: Record<string, number> = {ascii: 0, bmp: 0, full: 0}
   const rejected = new Map<string, number>()
   const mismatches: string[] = []
   cases.forEach((c, i) => {
@@ -99,10 +140,12 @@ function compare(cases: Case[]): {compared: number; rejected: Map<string, number
       // differ there. Filters never search empty buffers with them (an offender id needs text).
       if (s === '' && /\(\?:\(\?<=\(\[\\s\\S\]\)\)/.test(re.jsSource)) return
       compared++
+      domains[re.variantFor(s).domain]++
       const want = ref.r![j]
       const m = re.exec(s)
       const got = m === null ? null : {
-        span: [m.index, m.index + m[0].length],
+        // Python counts code points, JavaScript UTF-16 code units.
+        span: [cpIndex(s, m.index), cpIndex(s, m.index + m[0].length)],
         g: want ? want.g.map((_, k) => m[re.pyIndex[k + 1]] ?? null) : [],
       }
       const w = want === null ? null : {span: want.span, g: want.g}
@@ -121,7 +164,7 @@ function compare(cases: Case[]): {compared: number; rejected: Map<string, number
       }
     })
   })
-  return {compared, rejected, mismatches}
+  return {compared, domains, rejected, mismatches}
 }
 
 describe('Python regex translation', function () {
@@ -180,10 +223,104 @@ describe('Python regex translation', function () {
       for (let j = 0; j < 8; j++) subjects.push(genSubject(rand))
       cases.push({p: genPattern(rand), flags: ['', '', 'i', 'm'][Math.floor(rand() * 4)], s: subjects})
     }
-    const {compared, rejected, mismatches} = compare(cases)
+    const {compared, domains, rejected, mismatches} = compare(cases)
     expect(mismatches, mismatches.join('\n')).to.deep.equal([])
     // Only the documented, deliberate rejections may occur.
-    for (const kind of rejected.keys()) expect(kind, kind).to.match(/repeated part|case-insensitivity different/)
+    for (const kind of rejected.keys()) expect(kind, kind).to.match(/repeated part|case-insensitivity different|mixes ASCII-only/)
     expect(compared).to.be.greaterThan(20000)
+    // Every variant is well represented (empty subjects count as full).
+    for (const d of ['ascii', 'bmp', 'full']) expect(domains[d], d).to.be.greaterThan(3000)
+  })
+
+  it('runs BMP subjects in a variant that V8 can finish in linear time', function () {
+    // Python's catastrophic (\w+\s?)*$: exponential for a backtracking engine on a failing line.
+    const re = compilePython('^(\\w+\\s?)*$', {singleLine: true})
+    expect(re.variantFor('abc').domain).to.equal('ascii')
+    expect(re.variantFor('aé').domain).to.equal('bmp')
+    expect(re.variantFor('a\u{1F600}').domain).to.equal('full')
+    expect(re.variantFor('').domain).to.equal('full')
+    expect(re.variantFor('aé', false).domain).to.equal('bmp')
+    const {bmp} = re.variantSources
+    expect(bmp, 'no look-arounds of our own').to.not.match(/\(\?<?[=!]/)
+    v8.setFlagsFromString('--enable-experimental-regexp-engine')
+    expect(() => new RegExp(bmp!, 'l'), bmp).to.not.throw()
+    const t = performance.now()
+    expect(re.exec('é' + 'ab '.repeat(2000) + '!')).to.equal(null)
+    expect(re.exec('é' + 'a'.repeat(40) + '!')).to.equal(null)
+    expect(performance.now() - t).to.be.lessThan(2000)
+    // Captures come back in the subject's own characters.
+    const m = compilePython('(\\w+) (\\S+) (\\d+)')
+    const r = m.exec('user Пётр_é from ٣٤ ok')!
+    expect([r[0], r[m.pyIndex[1]], r[m.pyIndex[2]], r[m.pyIndex[3]]]).to.deep.equal(['Пётр_é from ٣٤', 'Пётр_é', 'from', '٣٤'])
+    // Case-insensitivity is expanded into classes (no `i` flag), Python's way: İ and ı are i.
+    const ci = compilePython('(?i)user (\\w+)')
+    expect(ci.variantSources.bmp).to.not.match(/\(\?<?[=!]/)
+    expect(ci.exec('USİR x')).to.equal(null)
+    expect(ci.exec('uſer ıvan')?.[ci.pyIndex[1]]).to.equal('ıvan')
+    expect(() => new RegExp(ci.variantSources.bmp!, 'l')).to.not.throw()
+    // A word boundary that ends the pattern consumes the next character instead of looking at it.
+    const tail = compilePython('failed (?:to authenticate|authentication)\\b')
+    for (const v of [tail.variantSources.ascii, tail.variantSources.bmp!]) expect(() => new RegExp(v, 'l'), v).to.not.throw()
+    expect(tail.exec('é failed to authenticate!')?.[0]).to.equal('failed to authenticate')
+    expect(tail.exec('é failed to authenticate')?.[0]).to.equal('failed to authenticate')
+    expect(tail.exec('é failed to authenticateé')).to.equal(null)
+    expect(tail.exec('failed to authenticate\u{1F600}')?.[0]).to.equal('failed to authenticate')
+    // Elsewhere \b needs look-arounds in the BMP variant (native \b only knows ASCII words).
+    expect(compilePython('\\bé').variantSources.bmp).to.match(/\(\?<[=!]/)
+  })
+
+  it('agrees with python3 re on Unicode case-insensitivity, word boundaries and astral subjects', function () {
+    if (!exe) this.skip()
+    const special = ['i', 'I', 'İ', 'ı', 's', 'S', 'ſ', 'k', 'K', '\u212a', 'ß', 'ẞ', 'µ', 'μ', 'Μ', 'σ', 'ς', 'Σ', 'é', 'É', 'д', 'Д', 'ᲁ', 'Ω', '\u2126', 'ǅ', 'ǆ', 'Ǆ', '\u{10400}', '\u{10428}', '\u{1D400}', '\u{1F600}', '\u0345', 'ι', '1', '_', ' ', '\u00a0', '\u3000', '٣', '\u0301']
+    const subjects = [...special, 'iİıI', 'sſS', 'kKK', 'ßẞss', 'ΣΑΣ', 'xé yé', 'é', 'a\u{1F600}b', '\u{10400}\u{10428}', 'failed!', 'failed', 'failedé', 'failed_x', ')x', ') x', '', 'Ǆǅǆ', 'a b\u00a0c']
+    const patterns = [
+      '(?i)i', '(?i)I', '(?i)İ', '(?i)ı', '(?i)s', '(?i)ſ', '(?i)k', '(?i)\u212a', '(?i)ß', '(?i)ẞ', '(?i)µ', '(?i)σ', '(?i)Ω', '(?i)ǅ',
+      '(?i)\\U00010400', '(?i)[\\U00010400x]', '(?i)[\\U00010400]', '(?i)[\\U00010400-\\U00010400]', '(?i)[\\U00010428-\\U0001044f]',
+      '(?i)[a-z]+', '(?i)[^a-z]+', '(?i)[h-t]+', '(?i)[\\w\\d]', '(?i)[^\\W]+', '(?i)\\w+', '(?i)[\\u0100-\\uffff]+', '(?i)[\\x00-\\uffff]+',
+      '(?i)[^k]', '(?i)[^\\u212a]', '(?ai)k', '(?ai)[a-z]+', '(?ai)ſ', '(?a)\\w+', '(?a)\\b\\w', '(?a:\\W)+',
+      '(?i)(.)\\1', '(?i)(\\w)(\\w)\\2\\1', '(?i)(?P<x>s)(?P=x)', '(?ai)(.)\\1', '(?ai)(.)\\1(?u:\\w)',
+      '\\bé', 'é\\b', '\\Bé', '\\w\\b', '\\b', '\\B', 'failed\\b', 'failed\\B', '\\)\\b', '\\)\\B', '(?:failed|\\))\\b', '(?:ed|ok)\\b|\\W',
+      '(failed)\\b', '(?:(a)|b)\\b', '\\s+', '\\S+', '\\d+', '\\D', '\\W+', '.', '.+?$', '(?s).$', '$', '^', '(?m)$', '\\Z',
+      '[^\\x00-\\x7f]+', '[\\u0080-\\uffff]', '[\\U00010000-\\U0010ffff]', '[^\\U0001F600]+', '\\U0001F600?x?', '(?>\\w+)é', '\\w++\\b',
+    ]
+    const cases: Case[] = patterns.flatMap((p) => ['', 'm'].map((flags) => ({p, flags, s: subjects})))
+    const {compared, domains, rejected, mismatches} = compare(cases)
+    expect(mismatches, mismatches.join('\n')).to.deep.equal([])
+    expect([...rejected.keys()]).to.deep.equal([])
+    expect(compared).to.equal(cases.length * subjects.length)
+    // A lower form is Python's or ASCII's, not both (a documented rejection).
+    expect(() => compilePython('(?i)(.)\\1(?a:x)')).to.throw(PatternError, /mixes ASCII-only/)
+    for (const d of ['ascii', 'bmp', 'full']) expect(domains[d], d).to.be.greaterThan(500)
+  })
+
+  it('agrees with python3 re on the corpus regexes for lines with non-ASCII characters', function () {
+    const corpus = path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus')
+    if (!exe || !fs.existsSync(corpus)) this.skip()
+    this.timeout(300_000)
+    // Log lines with non-ASCII text where attackers put it (user names, agents, paths), as BMP
+    // (accented Latin, Cyrillic, ſ, K, İ, Unicode spaces) and as astral text.
+    const rand = rng(7)
+    const swaps = ['é', 'д', 'Ж', 'ſ', '\u212a', 'İ', 'ı', '\u00a0', '\u3000', '٣', '\u{1F600}', '\u{1D400}']
+    const mutate = (line: string, astral: boolean): string => {
+      const pool = astral ? swaps : swaps.slice(0, -2)
+      return line.replace(/[a-z ]/g, (c) => (rand() < 0.08 ? pool[Math.floor(rand() * pool.length)] : c))
+    }
+    const cases: Case[] = []
+    const dir = path.join(corpus, 'filter.d')
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.conf') && !f.includes('common')).sort()) {
+      const name = file.slice(0, -5)
+      const log = path.join(corpus, 'logs', name)
+      if (!fs.existsSync(log)) continue
+      const lines = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).slice(0, 40)
+      const subjects = lines.flatMap((l) => [mutate(l, false), mutate(l, true), l.replace(/ /g, ' é ')])
+      const def = loadFilterFile(path.join(dir, file), {})
+      for (const r of [def.prefregex, ...def.failregex, ...def.ignoreregex]) {
+        if (r) cases.push({p: rewriteInlineFlags(expandTags(r)), flags: '', s: subjects})
+      }
+    }
+    const {compared, domains, rejected, mismatches} = compare(cases)
+    expect(mismatches, mismatches.join('\n')).to.deep.equal([])
+    expect([...rejected.keys()]).to.deep.equal([])
+    console.log(`      ${cases.length} regexes, ${compared} (regex, line) pairs compared (bmp ${domains.bmp}, astral ${domains.full})`)
   })
 })

@@ -16,11 +16,28 @@
  * - atomic groups and possessive quantifiers use the exact emulation `(?=(X))\N`;
  * - `$`, `^`, `.`, `\A`, `\Z` get their source-dialect meaning (Python's `$` also matches before a
  *   final newline; `.` excludes only `\n`);
- * - Python's Unicode `\w \d \s \b` are expanded to Unicode property classes. Because most log
- *   lines are pure ASCII, a second, faster variant with ASCII classes (identical on ASCII
- *   subjects) is compiled and chosen per subject;
- * - scoped case-insensitivity `(?i:…)` (no RegExp modifiers on Node 20) expands letters into
- *   case classes.
+ * - each pattern is compiled in three variants, chosen per subject with one scan (exec):
+ *   - ASCII (non-empty pure-ASCII subjects) and BMP (non-ASCII subjects without surrogate code
+ *     units): no `u` flag, no `i` flag, no look-arounds of our own, every class written out for
+ *     the code points such subjects contain, so that V8 can re-run a line that makes them
+ *     backtrack excessively on its linear-time engine (safety.ts). That engine refuses `u`,
+ *     `i`, look-arounds, back-references and counted repetitions replicated more than 16 times
+ *     (X{17}, X{16,}, (?:X{4}){5}; nested single-character X{m,n} are rewritten, see emitLoop),
+ *     and runs a class as one thread per range. Python's `\w` has hundreds of BMP ranges, so the
+ *     BMP variant matches a permuted subject in which the non-ASCII characters are grouped by
+ *     category (PiTables): its classes have a few ranges, and captures are mapped back;
+ *   - Unicode (subjects with surrogates, and empty ones): the `u` flag and `\p{…}` classes;
+ * - Python's `\b`/`\B` are native in the ASCII variant; elsewhere they need look-arounds, except
+ *   a boundary that ends the pattern after a definite word or non-word character, which
+ *   consumes the next character instead (tailBoundaries) and is trimmed from the match;
+ * - case-insensitivity follows Python's rules exactly (a character matches when its lower form
+ *   is the pattern's or one of re._casefix's twins: i I İ ı are one class, so are s S ſ and
+ *   k K U+212A; pyMembers for classes): it is expanded into classes in every variant, since no
+ *   native flag has these rules. Case-insensitive back-references compare lower forms: such patterns (uniformly
+ *   case-insensitive) run on the subject's lower form (Compiled.lowered). PCRE patterns keep
+ *   JavaScript's `ui` in their Unicode variant and expand its folding elsewhere;
+ * - Unicode data (`\w` = str.isalnum() or '_', `\d`, case mappings) comes from the engine's ICU,
+ *   so where Python's Unicode version differs (characters added since), so do the results.
  */
 import {PatternError, type CompiledRegex} from './types.js'
 import {isAscii} from './ascii.js'
@@ -54,7 +71,8 @@ interface Flags {
 }
 
 type ClassItem =
-  | {k: 'range'; lo: number; hi: number}
+  /** `lit`: written as one character, not as a range (Python treats the two differently, see pyMembers). */
+  | {k: 'range'; lo: number; hi: number; lit?: boolean}
   | {k: 'short'; c: 'd' | 'D' | 'w' | 'W' | 's' | 'S'}
   | {k: 'posix'; name: string; neg: boolean}
 
@@ -542,7 +560,7 @@ class Parser {
         }
         if (hi < lo) this.fail('bad character range', dashAt)
         items.push({k: 'range', lo, hi})
-      } else items.push({k: 'range', lo, hi: lo})
+      } else items.push({k: 'range', lo, hi: lo, lit: true})
     }
     return {t: 'class', neg, items, f}
   }
@@ -657,6 +675,39 @@ function rIntersects(a: Ranges, b: Ranges): boolean {
   return false
 }
 
+function rIntersect(a: Ranges, b: Ranges): Ranges {
+  const out: Ranges = []
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) {
+    const lo = Math.max(a[i], b[j])
+    const hi = Math.min(a[i + 1], b[j + 1])
+    if (lo <= hi) out.push(lo, hi)
+    if (a[i + 1] < b[j + 1]) i += 2
+    else j += 2
+  }
+  return out
+}
+
+/** Whether code point `c` is in `r` (binary search). */
+function rHas(r: Ranges, c: number): boolean {
+  let lo = 0
+  let hi = (r.length >> 1) - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (c < r[2 * mid]) hi = mid - 1
+    else if (c > r[2 * mid + 1]) lo = mid + 1
+    else return true
+  }
+  return false
+}
+
+function rOf(points: Iterable<number>): Ranges {
+  const pairs: [number, number][] = []
+  for (const p of points) pairs.push([p, p])
+  return rNorm(pairs)
+}
+
 const ASCII_DIGIT: Ranges = [0x30, 0x39]
 const ASCII_WORD: Ranges = rNorm([[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]])
 const ASCII_SPACE: Ranges = rNorm([[9, 13], [0x1c, 0x20]])
@@ -674,6 +725,25 @@ function shortRanges(c: string): Ranges {
   }
 }
 
+/** ASCII letters and the non-ASCII characters some case model (Python's, JavaScript's simple folding) equates with them. */
+const ASCII_TWINS: Record<number, number[]> = {
+  0x49: [0x130, 0x131], 0x69: [0x130, 0x131], 0x4b: [0x212a], 0x6b: [0x212a], 0x53: [0x17f], 0x73: [0x17f],
+  0x130: [0x49, 0x69], 0x131: [0x49, 0x69], 0x212a: [0x4b, 0x6b], 0x17f: [0x53, 0x73],
+}
+
+/** A superset of the characters `cp` matches case-insensitively, in every case model (see CaseKind). */
+function caseSuperset(cp: number): Ranges {
+  const out = new Set<number>([...caseVariants(cp), ...(ASCII_TWINS[cp] ?? [])])
+  if (cp < 0x80) {
+    if (cp >= 0x41 && cp <= 0x5a) out.add(cp + 32)
+    else if (cp >= 0x61 && cp <= 0x7a) out.add(cp - 32)
+  } else {
+    for (const v of pyLiteralSet(cp, false)) out.add(v)
+    for (const v of foldLiteralSet(cp)) out.add(v)
+  }
+  return rOf(out)
+}
+
 function withCase(r: Ranges, f: Flags): Ranges {
   if (!f.i) return r
   const extra: [number, number][] = []
@@ -682,6 +752,7 @@ function withCase(r: Ranges, f: Flags): Ranges {
     for (let c = Math.max(lo, 0x41); c <= Math.min(hi, 0x7a); c++) {
       if (c <= 0x5a) extra.push([c + 32, c + 32])
       else if (c >= 0x61) extra.push([c - 32, c - 32])
+      for (const t of ASCII_TWINS[c] ?? []) extra.push([t, t])
     }
   }
   return rUnion(r, rNorm(extra))
@@ -693,8 +764,7 @@ interface First { set: Ranges; nullable: boolean }
 function firstOf(n: Node): First {
   switch (n.t) {
     case 'char': {
-      const vs = n.f.i ? caseVariants(n.cp) : [n.cp]
-      return {set: rNorm(vs.map((v) => [v, v])), nullable: false}
+      return {set: n.f.i ? caseSuperset(n.cp) : [n.cp, n.cp], nullable: false}
     }
     case 'any': return {set: n.f.s ? ALL : rComplement([10, 10]), nullable: false}
     case 'short': return {set: shortRanges(n.c), nullable: false}
@@ -769,6 +839,66 @@ function computeFollow(n: Node, follow: First, out: Map<QuantNode, First>): void
     }
     default: break
   }
+}
+
+/** Characters a match of `n` can end with (a superset), or undefined when `n` can match empty or ends in an assertion. */
+function lastSet(n: Node): Ranges | undefined {
+  switch (n.t) {
+    case 'char': case 'any': case 'class': case 'short': return firstOf(n).set
+    case 'seq': {
+      const last = n.items[n.items.length - 1]
+      return last === undefined ? undefined : lastSet(last)
+    }
+    case 'alt': {
+      let set: Ranges = []
+      for (const a of n.alts) {
+        const r = lastSet(a)
+        if (r === undefined) return undefined
+        set = rUnion(set, r)
+      }
+      return set
+    }
+    case 'group': case 'atomic': return lastSet(n.body)
+    case 'quant': return n.min > 0 && minLength(n.body) > 0 ? lastSet(n.body) : undefined
+    default: return undefined
+  }
+}
+
+type AssertNode = Extract<Node, {t: 'assert'}>
+
+/**
+ * Word boundaries that end the pattern (nothing follows them, no capture group encloses them, no
+ * repetition) right after an item that always ends with a word character (true) or always with
+ * a non-word one (false). Such a boundary only tests the next character, which the emitter
+ * consumes instead of looking at it (no look-around, so the variants stay eligible for V8's
+ * linear-time engine); Compiled.exec removes it from the match again.
+ */
+function tailBoundaries(root: Node, flavor: Flavor, pcreFold: boolean): Map<AssertNode, boolean> {
+  const out = new Map<AssertNode, boolean>()
+  // Characters that are word characters, and ASCII ones that are not, in every variant.
+  const twins: [number, number][] = flavor === 'python' ? [[0x130, 0x131], [0x17f, 0x17f], [0x212a, 0x212a]]
+    : pcreFold ? [[0x17f, 0x17f], [0x212a, 0x212a]] : []
+  const nonWord = rIntersect([0, 0x7f], rComplement(ASCII_WORD))
+  const visit = (n: Node): void => {
+    switch (n.t) {
+      case 'alt': n.alts.forEach(visit); break
+      case 'group': if (n.num === undefined) visit(n.body); break
+      case 'seq': {
+        const last = n.items[n.items.length - 1]
+        if (last?.t === 'assert' && (last.k === 'b' || last.k === 'B')) {
+          const prev = n.items.length >= 2 ? lastSet(n.items[n.items.length - 2]) : undefined
+          if (prev === undefined || prev.length === 0) break
+          const word = last.f.a ? ASCII_WORD : rUnion(ASCII_WORD, rNorm(twins))
+          if (rIntersect(prev, word).join() === prev.join()) out.set(last, true)
+          else if (rIntersect(prev, nonWord).join() === prev.join()) out.set(last, false)
+        } else if (last !== undefined) visit(last)
+        break
+      }
+      default: break
+    }
+  }
+  visit(root)
+  return out
 }
 
 function hasGroups(n: Node): boolean {
@@ -908,26 +1038,22 @@ function analyse(root: Node, count: number, sticky: StickyLoop[]): GroupInfo[] {
 const U_WORD = '\\p{L}\\p{N}_'
 const U_DIGIT = '\\p{Nd}'
 const U_SPACE = '\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000'
-const A_SPACE_PY_UNICODE = '\\t-\\r\\x1c-\\x20' // Python's Unicode \s restricted to ASCII
 const A_SPACE_ASCII = '\\t-\\r ' // Python's ASCII-mode (?a) \s, and PCRE's \s
 
-/** Class-body text of a shorthand, for the variant being emitted. Negated shorthands return undefined. */
-function shortBody(c: 'd' | 'w' | 's', f: Flags, flavor: Flavor, asciiSubject: boolean): string {
+/** Class-body text of a shorthand in the Unicode variant. */
+function shortBody(c: 'd' | 'w' | 's', f: Flags, flavor: Flavor): string {
   const ascii = f.a || flavor === 'pcre'
-  if (c === 'd') return ascii || asciiSubject ? '0-9' : U_DIGIT
-  if (c === 'w') return ascii || asciiSubject ? '0-9A-Za-z_' : U_WORD
-  if (ascii) return A_SPACE_ASCII
-  return asciiSubject ? A_SPACE_PY_UNICODE : U_SPACE
+  if (c === 'd') return ascii ? '0-9' : U_DIGIT
+  if (c === 'w') return ascii ? '0-9A-Za-z_' : U_WORD
+  return ascii ? A_SPACE_ASCII : U_SPACE
 }
 
 const NOT_EMPTY_SUBJECT = '(?:(?<=[\\s\\S])|(?=[\\s\\S]))'
 
 const SYNTAX = new Set('^$\\.*+?()[]{}|/'.split(''))
 
-function escCp(cp: number, inClass: boolean, raw = false): string {
+function escCp(cp: number, inClass: boolean): string {
   const ch = String.fromCodePoint(cp)
-  // Without the u flag a literal outside a class is matched unit by unit, which is what we want.
-  if (raw && cp > 0xffff) return ch
   if (inClass) {
     if (ch === '\\' || ch === ']' || ch === '[' || ch === '^' || ch === '-') return '\\' + ch
   } else if (SYNTAX.has(ch)) return '\\' + ch
@@ -937,7 +1063,44 @@ function escCp(cp: number, inClass: boolean, raw = false): string {
   return ch
 }
 
-/** Characters that are case-insensitively equal to cp (Python's simple folding, plus its special pairs). */
+/** Class-body text of `r`. */
+function rangesBody(r: Ranges): string {
+  let out = ''
+  for (let i = 0; i < r.length; i += 2) {
+    const lo = r[i]
+    const hi = r[i + 1]
+    out += escCp(lo, true)
+    if (hi > lo) out += (hi > lo + 1 ? '-' : '') + escCp(hi, true)
+  }
+  return out
+}
+
+const ASCII_MAX = 0x7f
+const BMP_MAX = 0xffff
+const SURROGATES: Ranges = [0xd800, 0xdfff]
+
+/**
+ * A class matching exactly the members of `r` that a subject of the variant can contain (code
+ * points up to `max`; no surrogates below BMP_MAX), written as `[…]` or `[^…]`, whichever is
+ * shorter: without the `u` flag a negated class also matches what the variant never sees.
+ */
+function rangesClass(r: Ranges, max: number): string {
+  const domain = max === BMP_MAX ? rIntersect([0, max], rComplement(SURROGATES)) : [0, max]
+  const pos = rIntersect(r, domain)
+  if (pos.length === 0) return '[]'
+  const neg = rIntersect(rComplement(pos), domain)
+  if (neg.length === 0) return '[\\s\\S]'
+  const p = rangesBody(fillSurrogates(pos, max))
+  const n = rangesBody(fillSurrogates(neg, max))
+  return n.length < p.length ? '[^' + n + ']' : '[' + p + ']'
+}
+
+/** Joins ranges that meet only across the surrogates, which BMP subjects never contain. */
+function fillSurrogates(r: Ranges, max: number): Ranges {
+  return max === BMP_MAX && rHas(r, 0xd7ff) && rHas(r, 0xe000) ? rUnion(r, SURROGATES) : r
+}
+
+/** Characters that are case-insensitively equal to cp (PCRE scoped `(?i:…)`; see CaseKind 'legacy'). */
 function caseVariants(cp: number): number[] {
   const out = new Set<number>([cp])
   const ch = String.fromCodePoint(cp)
@@ -958,30 +1121,458 @@ const SPECIAL_FOLDS: Record<number, number[]> = {
   0xe5: [0x212b], 0xc5: [0x212b], 0x212b: [0xe5, 0xc5],
 }
 
+// ---------------------------------------------------------------------------------------------
+// Unicode tables, built once on first use from the engine's own Unicode data, so that the BMP
+// variant's explicit classes agree with the Unicode variant's `\p{…}` classes.
+
+/** The code points of plane 0 (surrogates replaced by U+0000) or of plane 1, as one string. */
+function planeText(plane: 0 | 1): string {
+  if (plane === 0) {
+    const u = new Uint16Array(0x10000)
+    for (let c = 0; c < 0x10000; c++) u[c] = c >= 0xd800 && c <= 0xdfff ? 0 : c
+    return new TextDecoder('utf-16le').decode(u)
+  }
+  const u = new Uint16Array(0x20000)
+  for (let k = 0; k < 0x10000; k++) {
+    u[2 * k] = 0xd800 + (k >> 10)
+    u[2 * k + 1] = 0xdc00 + (k & 0x3ff)
+  }
+  return new TextDecoder('utf-16le').decode(u)
+}
+
+/** The code points that `re` (global, `u`, a run `[…]+`) finds in planes 0 to `lastPlane`. */
+function scanRanges(re: RegExp, lastPlane: 0 | 1): Ranges {
+  const pairs: [number, number][] = []
+  for (const plane of lastPlane === 0 ? [0 as const] : [0 as const, 1 as const]) {
+    // Plane 1 is written as surrogate pairs: two code units per code point.
+    const width = plane === 0 ? 1 : 2
+    for (const m of planeText(plane).matchAll(re)) {
+      const at = plane * 0x10000 + m.index! / width
+      pairs.push([at, at + m[0].length / width - 1])
+    }
+  }
+  return rNorm(pairs)
+}
+
+let bmpShorts: {w: Ranges; d: Ranges} | undefined
+
+/** Python's Unicode `\w` (str.isalnum() or '_') and `\d` (decimal digits), restricted to the BMP. */
+function bmpShortRanges(): {w: Ranges; d: Ranges} {
+  return bmpShorts ??= {w: scanRanges(/[\p{L}\p{N}_]+/gu, 0), d: scanRanges(/\p{Nd}+/gu, 0)}
+}
+
+/**
+ * The BMP variant's code unit permutation. V8's linear-time engine runs a class as one thread per
+ * range, so Python's exact `\w` (hundreds of BMP ranges) would make it slower than the
+ * backtracking it replaces. BMP subjects are therefore matched in a permuted form: ASCII stays,
+ * and the other BMP characters are reordered by Python category (word non-digit, digit, space,
+ * other), by code point within each. Every shorthand is then one or two ranges, and a range of
+ * the pattern meets each category in one run. The permutation is a bijection of the non-ASCII,
+ * non-surrogate code units onto themselves: lengths and positions are kept, and captures map back.
+ */
+interface PiTables {
+  /** Code unit → permuted code unit (ASCII and surrogates: themselves). */
+  readonly fwd: Uint16Array
+  readonly inv: Uint16Array
+  /** The non-ASCII, non-surrogate BMP characters of each category, sorted. */
+  readonly cats: readonly Uint16Array[]
+  /** Rank of each category's first character in the permuted order. */
+  readonly base: readonly number[]
+}
+
+let piTables: PiTables | undefined
+
+/** The k-th non-ASCII, non-surrogate code unit. */
+function piSlot(k: number): number {
+  const c = 0x80 + k
+  return c < 0xd800 ? c : c + 0x800
+}
+
+function pi(): PiTables {
+  if (piTables) return piTables
+  const {w, d} = bmpShortRanges()
+  const lists: number[][] = [[], [], [], []]
+  for (let c = 0x80; c <= BMP_MAX; c++) {
+    if (c === 0xd800) c = 0xe000
+    lists[rHas(w, c) ? (rHas(d, c) ? 1 : 0) : rHas(U_SPACE_RANGES, c) ? 2 : 3].push(c)
+  }
+  const fwd = new Uint16Array(0x10000)
+  const inv = new Uint16Array(0x10000)
+  for (let c = 0; c < 0x10000; c++) fwd[c] = inv[c] = c
+  const base: number[] = []
+  let k = 0
+  for (const list of lists) {
+    base.push(k)
+    for (const c of list) {
+      const slot = piSlot(k++)
+      fwd[c] = slot
+      inv[slot] = c
+    }
+  }
+  piTables = {fwd, inv, cats: lists.map((l) => Uint16Array.from(l)), base}
+  return piTables
+}
+
+/** First index of `a` (sorted) whose value is at least `x`. */
+function lowerBound(a: Uint16Array, x: number): number {
+  let lo = 0
+  let hi = a.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (a[mid] < x) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** A set of BMP code points, permuted (see PiTables). */
+function piRanges(r: Ranges): Ranges {
+  const t = pi()
+  const pairs: [number, number][] = rPairs(rIntersect(r, [0, 0x7f]))
+  const rest = rPairs(rIntersect(r, [0x80, BMP_MAX]))
+  t.cats.forEach((cat, k) => {
+    for (const [lo, hi] of rest) {
+      const a = lowerBound(cat, lo)
+      const b = lowerBound(cat, hi + 1) - 1
+      if (a <= b) pairs.push([piSlot(t.base[k] + a), piSlot(t.base[k] + b)])
+    }
+  })
+  return rNorm(pairs)
+}
+
+/** `s` with every non-ASCII code unit replaced through `table`. */
+function permute(s: string, table: Uint16Array): string {
+  return s.replace(/[^\x00-\x7f]+/g, (run) => {
+    let out = ''
+    const buf = new Uint16Array(Math.min(run.length, 4096))
+    for (let at = 0; at < run.length; at += buf.length) {
+      const n = Math.min(buf.length, run.length - at)
+      for (let i = 0; i < n; i++) buf[i] = table[run.charCodeAt(at + i)]
+      out += String.fromCharCode.apply(null, n === buf.length ? (buf as unknown as number[]) : (buf.subarray(0, n) as unknown as number[]))
+    }
+    return out
+  })
+}
+
+let permutedOf: string | undefined
+let permutedIs = ''
+
+/** A BMP subject in the BMP variant's permuted form (remembered for the next call). */
+function permuteSubject(s: string): string {
+  if (s !== permutedOf) {
+    permutedIs = permute(s, pi().fwd)
+    permutedOf = s
+  }
+  return permutedIs
+}
+
+/** Python's Unicode `\s` (str.isspace()), all in the BMP; U_SPACE as a set. */
+const U_SPACE_RANGES: Ranges = rNorm([
+  [9, 13], [0x1c, 0x20], [0x85, 0x85], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029],
+  [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000],
+])
+const A_SPACE_RANGES: Ranges = rNorm([[9, 13], [0x20, 0x20]])
+
+/** `\d \w \s` as code point sets, for the ASCII and BMP variants. */
+function shortSet(c: 'd' | 'w' | 's', ascii: boolean): Ranges {
+  if (ascii) return c === 'd' ? ASCII_DIGIT : c === 'w' ? ASCII_WORD : A_SPACE_RANGES
+  return c === 'd' ? bmpShortRanges().d : c === 'w' ? bmpShortRanges().w : U_SPACE_RANGES
+}
+
+const POSIX_RANGES: Record<string, Ranges> = {
+  alpha: rNorm([[0x41, 0x5a], [0x61, 0x7a]]), digit: [0x30, 0x39], alnum: rNorm([[0x30, 0x39], [0x41, 0x5a], [0x61, 0x7a]]),
+  upper: [0x41, 0x5a], lower: [0x61, 0x7a], space: A_SPACE_RANGES, blank: rNorm([[9, 9], [0x20, 0x20]]),
+  punct: rNorm([[0x21, 0x2f], [0x3a, 0x40], [0x5b, 0x60], [0x7b, 0x7e]]), xdigit: rNorm([[0x30, 0x39], [0x41, 0x46], [0x61, 0x66]]),
+  word: ASCII_WORD, cntrl: rNorm([[0, 0x1f], [0x7f, 0x7f]]), print: [0x20, 0x7e], graph: [0x21, 0x7e], ascii: [0, 0x7f],
+}
+
+/**
+ * Python's re._casefix (3.11): sets of lowercase characters with the same uppercase, which
+ * Python's case-insensitive matching treats as equal although their lowercase forms differ.
+ */
+const PY_FIX_SETS: readonly (readonly number[])[] = [
+  [0x69, 0x131], [0x73, 0x17f], [0xb5, 0x3bc], [0x345, 0x3b9, 0x1fbe], [0x390, 0x1fd3], [0x3b0, 0x1fe3],
+  [0x3b2, 0x3d0], [0x3b5, 0x3f5], [0x3b8, 0x3d1], [0x3ba, 0x3f0], [0x3c0, 0x3d6], [0x3c1, 0x3f1],
+  [0x3c2, 0x3c3], [0x3c6, 0x3d5], [0x432, 0x1c80], [0x434, 0x1c81], [0x43e, 0x1c82], [0x441, 0x1c83],
+  [0x442, 0x1c84, 0x1c85], [0x44a, 0x1c86], [0x463, 0x1c87], [0x1c88, 0xa64b], [0x1e61, 0x1e9b], [0xfb05, 0xfb06],
+]
+
+interface CaseTables {
+  /** Characters some case mapping changes, sorted (candidates for every case model; planes 0–1 hold all of them). */
+  readonly mapped: readonly number[]
+  /** Python's cased characters (its lower or upper form differs), sorted. */
+  readonly cased: readonly number[]
+  /** Python's lower and upper forms (the first code point of the full mapping), where they differ. */
+  readonly lower: ReadonlyMap<number, number>
+  readonly upper: ReadonlyMap<number, number>
+  /** Python's case-insensitive equivalence class of each cased character, sorted. */
+  readonly py: ReadonlyMap<number, readonly number[]>
+}
+
+let caseTables: CaseTables | undefined
+
+function tables(): CaseTables {
+  if (caseTables) return caseTables
+  const mapped: number[] = []
+  const cased: number[] = []
+  const lower = new Map<number, number>()
+  const upper = new Map<number, number>()
+  const r = scanRanges(/[\p{Changes_When_Casemapped}\p{Changes_When_Casefolded}]+/gu, 1)
+  for (let i = 0; i < r.length; i += 2) {
+    for (let c = r[i]; c <= r[i + 1]; c++) {
+      mapped.push(c)
+      const ch = String.fromCodePoint(c)
+      const lo = ch.toLowerCase().codePointAt(0)!
+      const up = ch.toUpperCase().codePointAt(0)!
+      if (lo !== c) lower.set(c, lo)
+      if (up !== c) upper.set(c, up)
+      if (lo !== c || up !== c) cased.push(c)
+    }
+  }
+  // Python: c matches p case-insensitively when lower(c) is lower(p) or one of its _casefix twins.
+  const inv = new Map<number, number[]>()
+  for (const c of cased) {
+    const lo = lower.get(c) ?? c
+    let list = inv.get(lo)
+    if (!list) inv.set(lo, list = [])
+    list.push(c)
+  }
+  const fixes = new Map<number, readonly number[]>()
+  for (const set of PY_FIX_SETS) for (const c of set) fixes.set(c, set)
+  const byLower = new Map<number, readonly number[]>()
+  const py = new Map<number, readonly number[]>()
+  for (const c of cased) {
+    const lo = lower.get(c) ?? c
+    let cls = byLower.get(lo)
+    if (!cls) {
+      const members = new Set<number>()
+      for (const t of fixes.get(lo) ?? [lo]) {
+        members.add(t)
+        for (const v of inv.get(t) ?? []) members.add(v)
+      }
+      cls = [...members].sort((a, b) => a - b)
+      byLower.set(lo, cls)
+    }
+    py.set(c, cls)
+  }
+  caseTables = {mapped, cased, lower, upper, py}
+  return caseTables
+}
+
+function pyLower(c: number): number {
+  return c < 0x80 ? (c >= 0x41 && c <= 0x5a ? c + 32 : c) : tables().lower.get(c) ?? c
+}
+
+function pyUpper(c: number): number {
+  return c < 0x80 ? (c >= 0x61 && c <= 0x7a ? c - 32 : c) : tables().upper.get(c) ?? c
+}
+
+/** Python's case-insensitive class of a literal (`ascii`: in ASCII mode, `(?a)`). */
+function pyLiteralSet(cp: number, ascii: boolean): readonly number[] {
+  if (ascii) {
+    if (cp >= 0x41 && cp <= 0x5a) return [cp, cp + 32]
+    if (cp >= 0x61 && cp <= 0x7a) return [cp - 32, cp]
+    return [cp]
+  }
+  return tables().py.get(cp) ?? [cp]
+}
+
+let foldTables: Map<number, readonly number[]> | undefined
+
+/**
+ * JavaScript's `ui` equivalence (simple case folding) as explicit classes, for PCRE patterns
+ * whose Unicode variant uses the native `i` flag: candidates are grouped through their case
+ * mappings and split by what the engine itself matches.
+ */
+function foldClasses(): Map<number, readonly number[]> {
+  if (foldTables) return foldTables
+  const t = tables()
+  const parent = new Map<number, number>()
+  const find = (x: number): number => {
+    let r = x
+    while (parent.has(r) && parent.get(r) !== r) r = parent.get(r)!
+    parent.set(x, r)
+    return r
+  }
+  const union = (a: number, b: number): void => {
+    const ra = find(a)
+    const rb = find(b)
+    if (ra !== rb) parent.set(ra, rb)
+  }
+  for (const c of t.mapped) {
+    union(c, t.lower.get(c) ?? c)
+    union(c, t.upper.get(c) ?? c)
+  }
+  for (const set of PY_FIX_SETS) for (const c of set) union(set[0], c)
+  for (const [k, vs] of Object.entries(SPECIAL_FOLDS)) for (const v of vs) union(Number(k), v)
+  const comps = new Map<number, number[]>()
+  for (const c of parent.keys()) {
+    const r = find(c)
+    let list = comps.get(r)
+    if (!list) comps.set(r, list = [])
+    list.push(c)
+  }
+  foldTables = new Map()
+  for (const comp of comps.values()) {
+    let rest = comp.sort((a, b) => a - b)
+    while (rest.length > 0) {
+      const re = new RegExp('^\\u{' + rest[0].toString(16) + '}$', 'ui')
+      const cls = rest.filter((c) => re.test(String.fromCodePoint(c)))
+      if (cls.length > 1) for (const c of cls) foldTables.set(c, cls)
+      rest = rest.filter((c) => !cls.includes(c))
+    }
+  }
+  return foldTables
+}
+
+function foldLiteralSet(cp: number): readonly number[] {
+  return foldClasses().get(cp) ?? [cp]
+}
+
+/**
+ * How a case-insensitive node matches: `py` Python's Unicode rules (lower forms plus _casefix),
+ * `pyA` Python's ASCII mode, `fold` JavaScript's `ui` (a PCRE pattern whose Unicode variant uses
+ * the native flag), `legacy` the expansion PCRE scoped `(?i:…)` has always used.
+ */
+type CaseKind = 'py' | 'pyA' | 'fold' | 'legacy'
+
+function literalSet(cp: number, kind: CaseKind): readonly number[] {
+  switch (kind) {
+    case 'py': return pyLiteralSet(cp, false)
+    case 'pyA': return pyLiteralSet(cp, true)
+    case 'fold': return foldLiteralSet(cp)
+    case 'legacy': return caseVariants(cp)
+  }
+}
+
+/** `r` plus every character case-equivalent to one of its members (kind py, pyA or fold). */
+function caseClosure(r: Ranges, kind: 'py' | 'pyA' | 'fold'): Ranges {
+  const extra: number[] = []
+  if (kind === 'pyA') {
+    for (const [lo, hi] of rPairs(rIntersect(r, [0x41, 0x7a]))) {
+      for (let c = lo; c <= hi; c++) for (const v of pyLiteralSet(c, true)) extra.push(v)
+    }
+  } else {
+    const t = tables()
+    for (const c of kind === 'py' ? t.cased : t.mapped) {
+      if (rHas(r, c)) for (const v of literalSet(c, kind)) extra.push(v)
+    }
+  }
+  return extra.length === 0 ? r : rUnion(r, rOf(extra))
+}
+
+/**
+ * The literal and range members of a Python class under IGNORECASE, exactly as Python's
+ * _optimize_charset and its IN_UNI_IGNORE test treat them: a class without cased members is
+ * case-sensitive; otherwise a character matches when its lower form is the lower form of a
+ * member (or a _casefix twin), except that astral members take another path (an astral literal
+ * only matches characters whose lower form it is; an astral range also matches when the upper
+ * form of the lower form falls in it). A class of one literal is that literal.
+ */
+function pyMembers(items: readonly ClassItem[], ascii: boolean): Ranges {
+  const kind: CaseKind = ascii ? 'pyA' : 'py'
+  const first = items[0]
+  if (first?.k === 'range' && first.lit && items.every((it) => it.k === 'range' && it.lit && it.lo === first.lo)) {
+    return rOf(literalSet(first.lo, kind))
+  }
+  const ranges = items.filter((it): it is Extract<ClassItem, {k: 'range'}> => it.k === 'range')
+  const raw = rNorm(ranges.map((it) => [it.lo, it.hi]))
+  const hasCased = ranges.some((it) => {
+    if (it.hi > BMP_MAX) return true
+    if (ascii) return rIntersects([it.lo, it.hi], rNorm([[0x41, 0x5a], [0x61, 0x7a]]))
+    return tables().cased.some((c) => c >= it.lo && c <= it.hi)
+  })
+  if (!hasCased) return raw
+  let out: Ranges = []
+  const lowerOf = (c: number): number => ascii ? (c >= 0x41 && c <= 0x5a ? c + 32 : c) : pyLower(c)
+  for (const it of ranges) {
+    if (it.lit && it.lo > BMP_MAX) {
+      if (lowerOf(it.lo) === it.lo) out = rUnion(out, rOf(literalSet(it.lo, kind)))
+      continue
+    }
+    out = rUnion(out, caseClosure([it.lo, Math.min(it.hi, BMP_MAX)], kind))
+    if (it.hi > BMP_MAX) {
+      // RANGE_UNI_IGNORE: lower(c) in the range, or upper(lower(c)) in it.
+      const range: Ranges = [it.lo, it.hi]
+      const extra: number[] = []
+      for (const c of tables().cased) {
+        const lo = lowerOf(c)
+        if (rHas(range, lo) || rHas(range, pyUpper(lo))) extra.push(c)
+      }
+      const uncased = ascii ? rIntersect(range, rComplement(rNorm([[0x41, 0x5a], [0x61, 0x7a]]))) : rIntersect(range, rComplement(rOf(tables().cased)))
+      out = rUnion(out, rUnion(uncased, rOf(extra)))
+    }
+  }
+  return out
+}
+
+/** PCRE scoped `(?i:…)`: every member's caseVariants (at most 5000 members per range). */
+function legacyRange(lo: number, hi: number, src: string): Ranges {
+  if (hi - lo > 5000) throw new PatternError('case-insensitive character range too large to translate', src)
+  const set = new Set<number>()
+  for (let c = lo; c <= hi; c++) for (const v of caseVariants(c)) set.add(v)
+  return rOf(set)
+}
+
+/** Subject variants: pure ASCII, BMP (non-ASCII, no surrogate code units), anything else. */
+type Domain = 'ascii' | 'bmp' | 'full'
+
+interface EmitOptions {
+  domain: Domain
+  /** The variant is compiled with the JS `i` flag (PCRE only; Python never needs it). */
+  nativeI: boolean
+  /** Python: case-insensitive back-references compare the subject's lower forms (see Compiled.lowered). */
+  lowered: boolean
+  /** PCRE pattern whose Unicode variant uses the `i` flag: the other variants expand JS's folding. */
+  pcreFold: boolean
+  singleLine: boolean
+  /** See tailBoundaries. */
+  tails: ReadonlyMap<AssertNode, boolean>
+}
+
 class Emitter {
   /** JS group index for each Python group number. */
   readonly jsIndex: number[] = []
   /** Marker group JS indices for groups that can be empty and need a participation test. */
   private readonly markers = new Map<number, [number, number]>()
   private jsGroups = 0
-  /** Whether the JS `i` flag is in use (the whole pattern is uniformly case-insensitive). */
+  private readonly domain: Domain
+  /** Whether the JS `i` flag is in use (PCRE: the whole pattern is uniformly case-insensitive). */
+  private readonly nativeI: boolean
+  private readonly lowered: boolean
+  private readonly pcreFold: boolean
+  private readonly singleLine: boolean
+  private readonly tails: ReadonlyMap<AssertNode, boolean>
+  /** JS indices of the groups that consume the character after a tail boundary (tailBoundaries). */
+  readonly trimGroups: number[] = []
+  /** Highest code point a subject of this variant contains. */
+  private readonly max: number
+
+  /**
+   * `opts.domain` selects the variant. The ASCII (non-empty pure-ASCII subjects) and BMP
+   * (non-ASCII subjects without surrogate code units) variants are compiled without the `u` and
+   * (where possible) `i` flags, with every class written out for the code points such subjects
+   * contain, and without look-arounds of our own (except the BMP variant's `\b`), so that V8
+   * can fall back to its linear-time engine when a line makes the regex backtrack excessively.
+   */
   constructor(
     private readonly info: GroupInfo[],
     private readonly flavor: Flavor,
-    private readonly nativeI: boolean,
-    /**
-     * Emit the variant used for non-empty pure-ASCII subjects. It is compiled without the `u`
-     * and (where possible) `i` flags and without look-arounds of our own, so that V8 can fall
-     * back to its linear-time engine when a line makes the regex backtrack excessively.
-     */
-    private readonly asciiSubject: boolean,
-    private readonly singleLine: boolean,
+    opts: EmitOptions,
     private readonly src: string,
     /** Loops with sticky captures: each is wrapped in a capture so its text can be compared. */
     private readonly stickyLoops: readonly QuantNode[] = [],
     /** Emit the variant that sets repetition k + 1 of this loop apart (sticky captures). */
     private readonly variant?: {loop: QuantNode; k: number},
-  ) {}
+  ) {
+    this.domain = opts.domain
+    this.nativeI = opts.nativeI
+    this.lowered = opts.lowered
+    this.pcreFold = opts.pcreFold
+    this.singleLine = opts.singleLine
+    this.tails = opts.tails
+    this.max = opts.domain === 'ascii' ? ASCII_MAX : opts.domain === 'bmp' ? BMP_MAX : MAX_CP
+  }
 
   /** JS index of the capture wrapping each sticky loop. */
   readonly loopIndex = new Map<QuantNode, number>()
@@ -1005,7 +1596,7 @@ class Emitter {
       case 'any': return n.f.s ? '[\\s\\S]' : '[^\\n]'
       case 'short': return this.shorthand(n.c, n.f)
       case 'class': return this.cls(n)
-      case 'assert': return this.assertion(n.k, n.f)
+      case 'assert': return this.assertion(n)
       case 'group': {
         if (n.num === undefined) return '(?:' + this.emit(n.body) + ')'
         const idx = this.newGroup()
@@ -1029,7 +1620,7 @@ class Emitter {
         return '(?=(' + this.emit(n.body) + '))\\' + idx + '(?:)'
       }
       case 'backref': {
-        if (!n.f.i !== !this.nativeI) {
+        if (!n.f.i !== !(this.nativeI || this.lowered)) {
           throw new PatternError('a back-reference with case-insensitivity different from the rest of the pattern cannot be translated', this.src, n.pos)
         }
         const ref = '\\' + this.jsIndex[n.num] + '(?:)'
@@ -1067,6 +1658,9 @@ class Emitter {
   /** FOLLOW sets of the repetitions (computeFollow). */
   follow = new Map<QuantNode, First>()
 
+  /** The emitted source (set by compilePython). */
+  source = ''
+
   /**
    * Python tries the continuation right after an empty repetition; JavaScript first tries the
    * body's other, non-empty choices. When the body has no groups and the continuation can
@@ -1083,7 +1677,7 @@ class Emitter {
   private finiteLoops = 0
 
   private emitLoop(n: QuantNode): string {
-    if (this.asciiSubject && this.finiteLoops > 0 && !n.possessive && n.max !== Infinity && n.max > n.min && n.max - n.min <= 8 && isSingleChar(n.body)) {
+    if (this.domain !== 'full' && this.finiteLoops > 0 && !n.possessive && n.max !== Infinity && n.max > n.min && n.max - n.min <= 8 && isSingleChar(n.body)) {
       // V8's linear-time engine unrolls counted repetitions and refuses a nesting whose product
       // exceeds 16 (the IPv6 part of <HOST> is 7 x 4). For one-character atoms X{m,n} is exactly
       // X{m} followed by nested optionals — the same strings in the same backtracking order —
@@ -1179,22 +1773,90 @@ class Emitter {
     return true
   }
 
+  /** How case-insensitive node flags `f` match in this pattern (undefined: case-sensitive). */
+  private caseKind(f: Flags): CaseKind | undefined {
+    if (!f.i) return undefined
+    if (this.flavor === 'python') return f.a ? 'pyA' : 'py'
+    return this.pcreFold ? 'fold' : 'legacy'
+  }
+
   private char(cp: number, f: Flags): string {
-    if (f.i && !this.nativeI) {
-      let vs = caseVariants(cp)
-      if (this.asciiSubject) vs = vs.filter((v) => v < 0x80)
-      if (vs.length > 1) return '[' + vs.map((v) => escCp(v, true)).join('') + ']'
+    const kind = this.caseKind(f)
+    if (kind === undefined && cp < 0x80) return escCp(cp, false)
+    if (this.domain === 'full') {
+      if (kind === undefined || this.nativeI) return escCp(cp, false)
+      const vs = [...literalSet(cp, kind)].sort((a, b) => a - b)
+      return vs.length > 1 ? '[' + vs.map((v) => escCp(v, true)).join('') + ']' : escCp(cp, false)
     }
-    return escCp(cp, false, this.asciiSubject)
+    // Characters this variant's subjects cannot contain (astral ones, or non-ASCII ones in the
+    // ASCII variant) are left out; a literal with none left never matches.
+    const vs = (kind === undefined ? [cp] : literalSet(cp, kind)).filter((v) => v <= this.max && (v < 0xd800 || v > 0xdfff))
+    if (vs.length === 0) return '[]'
+    if (vs.length === 1) return escCp(this.domain === 'bmp' ? pi().fwd[vs[0]] : vs[0], false)
+    return this.setClass(rOf(vs))
+  }
+
+  /** A class for the code points of `r`, in this variant's form (ASCII and BMP variants). */
+  private setClass(r: Ranges): string {
+    const key = this.domain + r.join()
+    let s = CLASS_CACHE.get(key)
+    if (s === undefined) {
+      s = rangesClass(this.domain === 'bmp' ? piRanges(rIntersect(r, [0, BMP_MAX])) : r, this.max)
+      if (CLASS_CACHE.size > 4096) CLASS_CACHE.clear()
+      CLASS_CACHE.set(key, s)
+    }
+    return s
+  }
+
+  /** `\d \w \s` as a set, in the ASCII and BMP variants. */
+  private shortSet(c: 'd' | 'w' | 's', f: Flags): Ranges {
+    const set = shortSet(c, f.a || this.flavor === 'pcre')
+    // JS's `ui` also folds the class members (PCRE's \w then includes U+017F and U+212A).
+    return this.caseKind(f) === 'fold' ? caseClosure(set, 'fold') : set
   }
 
   private shorthand(c: 'd' | 'D' | 'w' | 'W' | 's' | 'S', f: Flags): string {
     const lower = c.toLowerCase() as 'd' | 'w' | 's'
-    const body = shortBody(lower, f, this.flavor, this.asciiSubject)
-    return (c === lower ? '[' : '[^') + body + ']'
+    if (this.domain === 'full') return (c === lower ? '[' : '[^') + shortBody(lower, f, this.flavor) + ']'
+    const key = `${this.domain}:${c}:${f.a || this.flavor === 'pcre'}:${this.caseKind(f) === 'fold'}`
+    let s = SHORT_CACHE.get(key)
+    if (s === undefined) {
+      const set = this.shortSet(lower, f)
+      s = this.setClass(c === lower ? set : rComplement(set))
+      SHORT_CACHE.set(key, s)
+    }
+    return s
   }
 
-  private assertion(k: 'bol' | 'eol' | 'A' | 'Z' | 'z' | 'b' | 'B', f: Flags): string {
+  /** Python's word characters for flags `f`, in the ASCII and BMP variants. */
+  private wordSet(f: Flags): Ranges {
+    const w = f.a || this.flavor === 'pcre' ? ASCII_WORD : shortSet('w', false)
+    return this.pcreFold ? caseClosure(w, 'fold') : w
+  }
+
+  /** A tail boundary (tailBoundaries): consume the next character, or find the end. */
+  private tailBoundary(k: 'b' | 'B', f: Flags, prevWord: boolean): string {
+    const idx = this.newGroup()
+    this.trimGroups.push(idx)
+    let word: string
+    let other: string
+    if (this.domain === 'full') {
+      const b = shortBody('w', f, this.flavor)
+      word = '[' + b + ']'
+      other = '[^' + b + ']'
+    } else {
+      word = this.setClass(this.wordSet(f))
+      other = this.setClass(rComplement(this.wordSet(f)))
+    }
+    return (k === 'b') !== prevWord ? `(${word})` : `(?:(${other})|$)`
+  }
+
+  private assertion(n: AssertNode): string {
+    const {k, f} = n
+    if (k === 'b' || k === 'B') {
+      const prevWord = this.tails.get(n)
+      if (prevWord !== undefined) return this.tailBoundary(k, f, prevWord)
+    }
     switch (k) {
       case 'bol': return f.m ? '(?<![^\\n])' : '^'
       case 'eol': return f.m ? '(?![^\\n])' : this.singleLine ? '$' : '(?=\\n?$)'
@@ -1202,10 +1864,17 @@ class Emitter {
       case 'z': return '$'
       case 'Z': return this.singleLine ? '$' : '(?=\\n?$)'
       case 'b': case 'B': {
-        const ascii = f.a || this.flavor === 'pcre' || this.asciiSubject
-        // The ASCII variant never sees an empty subject (exec routes those to the full one),
-        // where Python's \B, unlike JavaScript's, never matches.
-        if (this.asciiSubject) return '\\' + k
+        const ascii = f.a || this.flavor === 'pcre'
+        // The ASCII and BMP variants never see an empty subject (exec routes those to the
+        // Unicode one), where Python's \B, unlike JavaScript's, never matches. For ASCII
+        // subjects the native (ASCII) word boundary is Python's.
+        if (this.domain === 'ascii') return '\\' + k
+        if (this.domain === 'bmp') {
+          const w = this.wordSet(f)
+          if (rangesClass(w, BMP_MAX) === rangesClass(ASCII_WORD, BMP_MAX)) return '\\' + k
+          const c = this.setClass(w)
+          return k === 'b' ? `(?:(?<=${c})(?!${c})|(?<!${c})(?=${c}))` : `(?:(?<=${c})(?=${c})|(?<!${c})(?!${c}))`
+        }
         if (ascii && !this.nativeI) return k === 'b' ? '\\b' : '\\B' + NOT_EMPTY_SUBJECT
         const w = ascii ? '[0-9A-Za-z_]' : '[' + U_WORD + ']'
         return k === 'b' ? `(?:(?<=${w})(?!${w})|(?<!${w})(?=${w}))` : `(?:(?<=${w})(?=${w})|(?<!${w})(?!${w})${NOT_EMPTY_SUBJECT})`
@@ -1213,35 +1882,66 @@ class Emitter {
     }
   }
 
+  /** The literal and range members of a class, with case-insensitivity applied (ASCII and BMP variants). */
+  private members(n: Extract<Node, {t: 'class'}>, kind: CaseKind | undefined): Ranges {
+    const ranges: [number, number][] = []
+    for (const it of n.items) if (it.k === 'range') ranges.push([it.lo, it.hi])
+    const raw = rNorm(ranges)
+    switch (kind) {
+      case undefined: return raw
+      case 'py': case 'pyA': return pyMembers(n.items, kind === 'pyA')
+      case 'fold': return caseClosure(raw, 'fold')
+      case 'legacy': {
+        let out: Ranges = []
+        for (const [lo, hi] of ranges) out = rUnion(out, legacyRange(lo, hi, this.src))
+        return out
+      }
+    }
+  }
+
   private cls(n: Extract<Node, {t: 'class'}>): string {
+    if (this.domain === 'full') return this.clsFull(n)
     const f = n.f
+    const kind = this.caseKind(f)
+    // Python tests a case-insensitive class's categories on the lower form of the character,
+    // which is in the same categories; JS's `ui` (fold) folds them as well.
+    let set = this.members(n, kind)
+    for (const it of n.items) {
+      if (it.k === 'short') {
+        const lower = it.c.toLowerCase() as 'd' | 'w' | 's'
+        const b = this.shortSet(lower, f)
+        set = rUnion(set, it.c === lower ? b : rComplement(b))
+      } else if (it.k === 'posix') {
+        let b = f.i && (it.name === 'upper' || it.name === 'lower') ? POSIX_RANGES.alpha : POSIX_RANGES[it.name]
+        if (kind === 'fold') b = caseClosure(b, 'fold')
+        set = rUnion(set, it.neg ? rComplement(b) : b)
+      }
+    }
+    return this.setClass(n.neg ? rComplement(set) : set)
+  }
+
+  /** A class in the Unicode variant (`u` flag, `\p{…}` categories). */
+  private clsFull(n: Extract<Node, {t: 'class'}>): string {
+    const f = n.f
+    const kind = this.caseKind(f)
     let body = ''
     const negShorts: string[] = []
-    for (const item of n.items) {
-      let it = item
-      if (it.k === 'range' && this.asciiSubject) {
-        // Only ASCII members can match an ASCII subject, and non-ASCII ones would need `u`.
-        if (f.i && !this.nativeI && it.lo >= 0x80) {
-          const vs = []
-          for (let c = it.lo; c <= Math.min(it.hi, it.lo + 5000); c++) for (const v of caseVariants(c)) if (v < 0x80) vs.push(v)
-          for (const v of vs) body += escCp(v, true)
-          continue
-        }
-        if (it.lo >= 0x80) continue
-        if (it.hi >= 0x80) it = {k: 'range', lo: it.lo, hi: 0x7f}
+    if (kind === 'py' || kind === 'pyA') body += rangesBody(pyMembers(n.items, kind === 'pyA'))
+    else {
+      for (const it of n.items) {
+        if (it.k !== 'range') continue
+        if (kind === 'legacy') body += this.caseRange(it.lo, it.hi)
+        else body += it.lo === it.hi ? escCp(it.lo, true) : escCp(it.lo, true) + '-' + escCp(it.hi, true)
       }
-      if (it.k === 'range') {
-        if (f.i && !this.nativeI) {
-          body += this.caseRange(it.lo, it.hi)
-        } else body += it.lo === it.hi ? escCp(it.lo, true) : escCp(it.lo, true) + '-' + escCp(it.hi, true)
-      } else if (it.k === 'short') {
+    }
+    for (const it of n.items) {
+      if (it.k === 'short') {
         const lower = it.c.toLowerCase() as 'd' | 'w' | 's'
-        const b = shortBody(lower, f, this.flavor, this.asciiSubject)
+        const b = shortBody(lower, f, this.flavor)
         if (it.c === lower) body += b
         else negShorts.push('[^' + b + ']')
-      } else {
-        let pb = POSIX_CLASSES[it.name]
-        if (f.i && (it.name === 'upper' || it.name === 'lower')) pb = 'A-Za-z'
+      } else if (it.k === 'posix') {
+        const pb = f.i && (it.name === 'upper' || it.name === 'lower') ? POSIX_CLASSES.alpha : POSIX_CLASSES[it.name]
         if (it.neg) negShorts.push('[^' + pb + ']')
         else body += pb
       }
@@ -1254,21 +1954,17 @@ class Emitter {
     return n.neg ? '(?:(?!' + union + ')[\\s\\S])' : '(?:' + union + ')'
   }
 
+  /** PCRE scoped `(?i:…)` range in the Unicode variant. */
   private caseRange(lo: number, hi: number): string {
-    if (hi - lo > 5000) throw new PatternError('case-insensitive character range too large to translate', this.src)
-    const set = new Set<number>()
-    for (let c = lo; c <= hi; c++) for (const v of caseVariants(c)) if (!this.asciiSubject || v < 0x80) set.add(v)
-    const sorted = [...set].sort((a, b) => a - b)
-    let out = ''
-    for (let i = 0; i < sorted.length; ) {
-      let j = i
-      while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++
-      out += i === j ? escCp(sorted[i], true) : escCp(sorted[i], true) + '-' + escCp(sorted[j], true)
-      i = j + 1
-    }
-    return out
+    return rangesBody(legacyRange(lo, hi, this.src))
   }
 }
+
+/** Shorthand classes of the ASCII and BMP variants, by variant and flags. */
+const SHORT_CACHE = new Map<string, string>()
+/** Classes of the ASCII and BMP variants, by variant and code points. */
+const CLASS_CACHE = new Map<string, string>()
+
 
 function hasBackref(n: Node): boolean {
   switch (n.t) {
@@ -1332,15 +2028,91 @@ interface StickyPlan {
   groups: number[]
   /** JS index of the loop's wrapping capture in the main regex. */
   loopIndex: number
-  /** Variant k for ASCII (true) or other subjects (false). */
-  variant(k: number, ascii: boolean): {re: RegExp; index: Map<number, number>; loopIndex: number}
+  /** Variant k for subjects of this domain. */
+  variant(k: number, domain: Domain): {re: RegExp; index: Map<number, number>; loopIndex: number}
 }
 
 /** Repetitions examined at most when recovering sticky captures. */
 const MAX_STICKY_REPETITIONS = 256
 
+const NON_ASCII_G = /[^\x00-\x7f]/g
+const SURROGATE_G = /[\ud800-\udfff]/g
+let kindOf: string | undefined
+let kindIs: Domain = 'full'
+
+/**
+ * Which variant serves `s`: ASCII (pure ASCII), BMP (non-ASCII, no surrogate code units) or full
+ * (surrogates, or empty). One native scan, remembered for the next call on the same subject
+ * (filters run many regexes on one line); `nonAscii` skips the ASCII part.
+ */
+function domainOf(s: string, nonAscii: boolean): Domain {
+  if (s === kindOf) return kindIs
+  let d: Domain
+  if (s.length === 0) d = 'full'
+  else {
+    let from = 0
+    if (!nonAscii) {
+      NON_ASCII_G.lastIndex = 0
+      from = NON_ASCII_G.test(s) ? NON_ASCII_G.lastIndex - 1 : -1
+    }
+    if (from < 0) d = 'ascii'
+    else {
+      SURROGATE_G.lastIndex = from
+      d = SURROGATE_G.test(s) ? 'full' : 'bmp'
+    }
+  }
+  kindOf = s
+  kindIs = d
+  return d
+}
+
+let loweredOf: string | undefined
+let loweredMode: 'unicode' | 'ascii' = 'unicode'
+let loweredIs = ''
+
+/** Python's lower form of every character of `s` (same length in UTF-16 code units). */
+function lowerSubject(s: string, mode: 'unicode' | 'ascii'): string {
+  if (s === loweredOf && mode === loweredMode) return loweredIs
+  let out: string
+  if (mode === 'ascii') out = s.replace(/[A-Z]+/g, (x) => x.toLowerCase())
+  // The native full mapping is Python's per-character one except for U+0130 (two code points)
+  // and the context-dependent final sigma.
+  else if (!/[\u0130\u03a3]/.test(s)) out = s.toLowerCase()
+  else {
+    out = ''
+    for (const ch of s) out += String.fromCodePoint(pyLower(ch.codePointAt(0)!))
+  }
+  loweredOf = s
+  loweredMode = mode
+  loweredIs = out
+  return out
+}
+
+/**
+ * exec for the Unicode variant. V8 (Node 20) lets a `u` regex match empty text between the two
+ * halves of a surrogate pair (`/(?!.)/su.exec('😀')` finds index 1), a position that does not
+ * exist in Python's (or the spec's) code point view: such a match is skipped, like the spec's
+ * AdvanceStringIndex does, by searching again from the next position.
+ */
+function execUnicode(re: RegExp, subject: string, from: number): RegExpExecArray | null {
+  re.lastIndex = from
+  for (;;) {
+    const m = re.exec(subject)
+    if (m === null || m.index === 0) return m
+    const c = subject.charCodeAt(m.index)
+    if (c < 0xdc00 || c > 0xdfff) return m
+    const p = subject.charCodeAt(m.index - 1)
+    if (p < 0xd800 || p > 0xdbff) return m
+    re.lastIndex = m.index + 1
+  }
+}
+
+interface Variant {
+  re: RegExp
+  domain: Domain
+}
+
 class Compiled implements CompiledRegex {
-  private unicode: RegExp | undefined
   constructor(
     readonly source: string,
     readonly groupNames: ReadonlyMap<string, number>,
@@ -1348,53 +2120,137 @@ class Compiled implements CompiledRegex {
     readonly required: readonly string[],
     readonly ignoreCase: boolean,
     private readonly ascii: RegExp,
-    private readonly unicodeSource: string,
-    private readonly flags: string,
+    /** Undefined when BMP subjects need the Unicode variant (a PCRE case-insensitive back-reference). */
+    private readonly bmp: RegExp | undefined,
+    private readonly unicode: RegExp,
     /** JS index of each Python group number, for numbered access. */
     readonly pyIndex: readonly number[],
     private readonly sticky: readonly StickyPlan[] = [],
     /** See FirstChars; undefined when the pattern is not anchored or can start with anything. */
     readonly first?: FirstChars,
+    /**
+     * Python case-insensitive back-references compare lower forms, which no native flag does:
+     * such patterns are matched against the subject's lower form (every other node of a
+     * uniformly case-insensitive pattern matches a character exactly when it matches its lower
+     * form), and the captures are taken from the subject at the same positions (`d` flag).
+     */
+    private readonly lowered?: 'unicode' | 'ascii',
+    /** JS indices of the groups that consumed the character after a tail word boundary (tailBoundaries). */
+    private readonly trim: readonly number[] = [],
   ) {}
+
+  /** Length of the character a tail word boundary consumed beyond the match, if any. */
+  private extra(m: RegExpExecArray): number {
+    for (const i of this.trim) {
+      const t = m[i]
+      if (t !== undefined) return t.length
+    }
+    return 0
+  }
 
   /** The native source used for ASCII subjects (for diagnostics and tests). */
   get jsSource(): string {
     return this.ascii.source
   }
 
+  /** The native sources of the three variants (for diagnostics and tests). */
+  get variantSources(): {ascii: string; bmp: string | undefined; unicode: string} {
+    return {ascii: this.ascii.source, bmp: this.bmp?.source, unicode: this.unicode.source}
+  }
+
+  /** The variant that serves `subject` (exported for tests). */
+  variantFor(subject: string, ascii?: boolean): Variant {
+    const d = ascii === true && subject.length > 0 ? 'ascii' : domainOf(subject, ascii === false)
+    if (d === 'ascii') return {re: this.ascii, domain: d}
+    if (d === 'bmp' && this.bmp !== undefined) return {re: this.bmp, domain: d}
+    return {re: this.unicode, domain: 'full'}
+  }
+
   exec(subject: string, from = 0, ascii?: boolean): RegExpExecArray | null {
-    let re = this.ascii
-    const useAscii = subject.length > 0 && (ascii ?? isAscii(subject))
-    if (!useAscii) re = this.unicode ??= new RegExp(this.unicodeSource, this.flags)
+    const d = ascii === true && subject.length > 0 ? 'ascii' : domainOf(subject, ascii === false)
+    const re = d === 'ascii' ? this.ascii : d === 'bmp' && this.bmp !== undefined ? this.bmp : this.unicode
+    const domain = re === this.unicode ? 'full' : d
+    if (this.lowered !== undefined) return this.execLowered(re, domain, subject, from)
+    if (domain === 'bmp') return this.execBmp(re, subject, from)
+    const m = domain === 'full' ? execUnicode(re, subject, from) : (re.lastIndex = from, re.exec(subject))
+    if (m === null) return null
+    if (this.sticky.length > 0) this.fixSticky(m, subject, domain)
+    if (this.trim.length > 0) {
+      const extra = this.extra(m)
+      if (extra > 0) m[0] = m[0].slice(0, m[0].length - extra)
+    }
+    return m
+  }
+
+  /** The BMP variant runs on the permuted subject (see PiTables); the result is mapped back. */
+  private execBmp(re: RegExp, subject: string, from: number): RegExpExecArray | null {
+    const permuted = permuteSubject(subject)
     re.lastIndex = from
-    const m = re.exec(subject)
-    if (m !== null && this.sticky.length > 0) this.fixSticky(m, subject, useAscii)
+    const m = re.exec(permuted)
+    if (m === null) return null
+    if (this.sticky.length > 0) this.fixSticky(m, permuted, 'bmp')
+    m[0] = subject.slice(m.index, m.index + m[0].length - this.extra(m))
+    const inv = pi().inv
+    for (let i = 1; i < m.length; i++) {
+      const g = m[i]
+      if (g !== undefined && !isAscii(g)) m[i] = permute(g, inv)
+    }
+    m.input = subject
+    return m
+  }
+
+  private execLowered(re: RegExp, domain: Domain, subject: string, from: number): RegExpExecArray | null {
+    let low = lowerSubject(subject, this.lowered!)
+    if (domain === 'bmp') low = permuteSubject(low)
+    const m = domain === 'full' ? execUnicode(re, low, from) : (re.lastIndex = from, re.exec(low))
+    if (m === null) return null
+    const set = this.sticky.length > 0 ? this.fixSticky(m, low, domain, subject) : undefined
+    const at = m.indices!
+    const extra = this.extra(m)
+    for (let i = 0; i < m.length; i++) {
+      const r = at[i]
+      if (r !== undefined && !set?.has(i)) m[i] = subject.slice(r[0], r[1])
+    }
+    m[0] = m[0].slice(0, m[0].length - extra)
+    m.input = subject
     return m
   }
 
   /**
    * Give groups inside sticky loops Python's value: the one from the last repetition that set
    * them. Variant k matches at the same place with the same path (same total and loop text)
-   * and exposes repetition k + 1's groups.
+   * and exposes repetition k + 1's groups. With `orig` (lowered matching), values are taken from
+   * it at the matched positions. Returns the JS indices it set.
    */
-  private fixSticky(m: RegExpExecArray, subject: string, ascii: boolean): void {
+  private fixSticky(m: RegExpExecArray, subject: string, domain: Domain, orig?: string): Set<number> {
+    const set = new Set<number>()
     for (const plan of this.sticky) {
       const loopText = m[plan.loopIndex]
       if (loopText === undefined || loopText === '') continue
       const last = new Map<number, string>()
       const max = Math.min(plan.loop.max, MAX_STICKY_REPETITIONS)
       for (let k = 0; k < max; k++) {
-        const v = plan.variant(k, ascii)
+        const v = plan.variant(k, domain)
         v.re.lastIndex = m.index
         const mk = v.re.exec(subject)
         if (mk === null || mk[0].length !== m[0].length || mk[v.loopIndex] !== loopText) break
         for (const g of plan.groups) {
-          const val = mk[v.index.get(g)!]
-          if (val !== undefined) last.set(g, val)
+          const i = v.index.get(g)!
+          const val = mk[i]
+          if (val === undefined) continue
+          if (orig === undefined) last.set(g, val)
+          else {
+            const r = mk.indices![i]!
+            last.set(g, orig.slice(r[0], r[1]))
+          }
         }
       }
-      for (const [g, val] of last) m[this.pyIndex[g]] = val
+      for (const [g, val] of last) {
+        m[this.pyIndex[g]] = val
+        set.add(this.pyIndex[g])
+      }
     }
+    return set
   }
 
   group(m: RegExpExecArray, name: string): string | undefined {
@@ -1450,8 +2306,43 @@ function requiredLiterals(n: Node): string[] {
   return r.every((s) => s.length >= 3) ? r : []
 }
 
+/**
+ * For a uniformly case-insensitive Python pattern with back-references: which lower form the
+ * subject is matched in. Every node must match a character exactly when it matches that form.
+ */
+function loweringOf(tree: Node, pattern: string): 'unicode' | 'ascii' {
+  let ascii = 0
+  let unicode = 0
+  const walk = (n: Node): void => {
+    switch (n.t) {
+      case 'seq': n.items.forEach(walk); break
+      case 'alt': n.alts.forEach(walk); break
+      case 'char': case 'class': case 'backref': case 'short':
+        if (n.f.a) ascii++
+        else if (n.t !== 'short') unicode++
+        break
+      case 'assert':
+        if ((n.k === 'b' || n.k === 'B') && n.f.a) ascii++
+        break
+      case 'group': case 'atomic': case 'look': case 'quant': walk(n.body); break
+      case 'cond': walk(n.yes); walk(n.no); break
+      default: break
+    }
+  }
+  walk(tree)
+  if (unicode === 0) return 'ascii'
+  if (ascii === 0) return 'unicode'
+  throw new PatternError('a case-insensitive back-reference in a pattern that mixes ASCII-only (?a) and Unicode matching cannot be translated', pattern)
+}
+
 /** Compile a Python-`re` (default) or PCRE pattern. Throws PatternError. */
-export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {pyIndex: readonly number[]; jsSource: string; first?: FirstChars} {
+export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {
+  pyIndex: readonly number[]
+  jsSource: string
+  variantSources: {ascii: string; bmp: string | undefined; unicode: string}
+  variantFor(subject: string, ascii?: boolean): {re: RegExp; domain: 'ascii' | 'bmp' | 'full'}
+  first?: FirstChars
+} {
   const flavor = opts.flavor ?? 'python'
   const base: Flags = {i: !!opts.ignoreCase, m: !!opts.multiline, s: false, x: false, a: false}
   const parser = new Parser(pattern, flavor, base)
@@ -1467,36 +2358,54 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   }
   const cs = {on: false, off: false}
   usesCase(tree, cs)
-  const nativeI = cs.on && !cs.off
-  const flags = 'gu' + (nativeI ? 'i' : '')
-  // The ASCII variant expands case-insensitivity into classes (the `i` flag disables V8's
-  // linear-time fallback), except where a case-insensitive back-reference needs the flag.
-  const asciiNativeI = nativeI && hasBackref(tree)
-  const asciiFlags = 'g' + (asciiNativeI ? 'i' : '')
+  const wholeI = cs.on && !cs.off
+  const backrefs = hasBackref(tree)
+  // Python patterns expand case-insensitivity into classes in every variant (no native flag
+  // has Python's rules); case-insensitive back-references match the lowered subject. PCRE
+  // patterns keep the `ui` flags in their Unicode variant; the ASCII and BMP variants expand
+  // its folding (the `i` flag disables V8's linear-time fallback), except where a
+  // case-insensitive back-reference needs the flag: the ASCII variant then takes it, and BMP
+  // subjects use the Unicode variant.
+  const nativeI = flavor === 'pcre' && wholeI
+  const lowered = flavor === 'python' && wholeI && backrefs ? loweringOf(tree, pattern) : undefined
+  const d = lowered ? 'd' : ''
+  const asciiNativeI = nativeI && backrefs
+  const withBmp = !(nativeI && backrefs)
   const singleLine = !!opts.singleLine
+  const tails = tailBoundaries(tree, flavor, nativeI)
+  const optsFor = (domain: Domain): EmitOptions => ({
+    tails,
+    domain,
+    nativeI: domain === 'full' ? nativeI : domain === 'ascii' ? asciiNativeI : false,
+    lowered: lowered !== undefined,
+    pcreFold: nativeI,
+    singleLine,
+  })
+  const flagsFor = (domain: Domain): string => (domain === 'full' ? 'gu' : 'g') + (optsFor(domain).nativeI ? 'i' : '') + d
   const loops = sticky.map((l) => l.node)
   const follow = new Map<QuantNode, First>()
   computeFollow(tree, {set: [], nullable: true}, follow)
-  const ea = new Emitter(info, flavor, asciiNativeI, true, singleLine, pattern, loops)
-  ea.follow = follow
-  const asciiSrc = ea.emit(tree)
-  const eu = new Emitter(info, flavor, nativeI, false, singleLine, pattern, loops)
-  eu.follow = follow
-  const uniSrc = eu.emit(tree)
+  const emit = (domain: Domain, variant?: {loop: QuantNode; k: number}): Emitter => {
+    const em = new Emitter(info, flavor, optsFor(domain), pattern, loops, variant)
+    em.follow = follow
+    em.source = em.emit(tree)
+    return em
+  }
+  const ea = emit('ascii')
+  const eb = withBmp ? emit('bmp') : undefined
+  const eu = emit('full')
   const plans: StickyPlan[] = sticky.map((l) => {
     const cache = new Map<string, {re: RegExp; index: Map<number, number>; loopIndex: number}>()
     return {
       loop: l.node,
       groups: [...l.groups],
       loopIndex: ea.loopIndex.get(l.node)!,
-      variant(k: number, ascii: boolean) {
-        const key = `${k}:${ascii}`
+      variant(k: number, domain: Domain) {
+        const key = `${k}:${domain}`
         let v = cache.get(key)
         if (!v) {
-          const em = new Emitter(info, flavor, ascii ? asciiNativeI : nativeI, ascii, singleLine, pattern, loops, {loop: l.node, k})
-          em.follow = follow
-          const src = em.emit(tree)
-          v = {re: new RegExp(src, (ascii ? asciiFlags : flags) + 'y'), index: em.variantIndex, loopIndex: em.loopIndex.get(l.node)!}
+          const em = emit(domain, {loop: l.node, k})
+          v = {re: new RegExp(em.source, flagsFor(domain) + 'y'), index: em.variantIndex, loopIndex: em.loopIndex.get(l.node)!}
           cache.set(key, v)
         }
         return v
@@ -1504,9 +2413,12 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
     }
   })
   let asciiRe: RegExp
+  let bmpRe: RegExp | undefined
+  let uniRe: RegExp
   try {
-    asciiRe = new RegExp(asciiSrc, asciiFlags)
-    new RegExp(uniSrc, flags)
+    asciiRe = new RegExp(ea.source, flagsFor('ascii'))
+    bmpRe = eb && new RegExp(eb.source, flagsFor('bmp'))
+    uniRe = new RegExp(eu.source, flagsFor('full'))
   } catch (e) {
     throw new PatternError(`cannot be translated to a JavaScript regex (${(e as Error).message})`, pattern)
   }
@@ -1514,7 +2426,7 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   for (const [name, num] of parser.names) names.set(name, ea.jsIndex[num])
   const pyIndex = ea.jsIndex.slice()
   return new Compiled(
-    pattern, names, ea.groupCount, nativeI || cs.on ? [] : requiredLiterals(tree), nativeI, asciiRe,
-    uniSrc, flags, pyIndex, plans, anchoredFirst(tree),
+    pattern, names, ea.groupCount, cs.on ? [] : requiredLiterals(tree), wholeI, asciiRe,
+    bmpRe, uniRe, pyIndex, plans, anchoredFirst(tree), lowered, ea.trimGroups,
   )
 }
