@@ -2,8 +2,9 @@
  * Regex safety, set once when the pattern engine loads (before any pattern is compiled):
  * V8 abandons a backtracking regex that backtracks excessively on a line and re-runs it on its
  * linear-time engine. On Node 20 that engine takes regexes without the u and i flags, look-arounds
- * and back-references, which is why pyre.ts compiles the ASCII variant of every pattern in that
- * form wherever the pattern allows. Lines are also bounded in length by the filters (64 KiB).
+ * and back-references, which is why pyre.ts compiles the ASCII and BMP variants of every pattern
+ * in that form wherever the pattern allows (subjects with astral characters use the exact
+ * `u`-flag variant, bounded only by the line length). Lines are cut at 64 KiB by the filters.
  */
 import v8 from 'node:v8'
 
