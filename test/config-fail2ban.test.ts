@@ -11,26 +11,12 @@ import {detectFormat, loadConfig, loadConfigDetailed, platformConfigDir, resolve
 import {ConfigErrors, type FileSource, type JournalSource, type SpylogConfig} from '../src/engine/config/model.js'
 import {buildFilter} from '../src/engine/filters/build.js'
 import {repoRoot} from './support/python.js'
+import {tempTree as tree} from './support/files.js'
 
 const CORPUS = path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus', 'filter.d')
 
-const roots: string[] = []
 
-/** A temp directory with `files` (relative path → text); `@DIR@` in a text is the directory itself. */
-function tree(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spylog-f2b-'))
-  roots.push(dir)
-  for (const [rel, text] of Object.entries(files)) {
-    const p = path.join(dir, rel)
-    fs.mkdirSync(path.dirname(p), {recursive: true})
-    fs.writeFileSync(p, text.replaceAll('@DIR@', dir))
-  }
-  return dir
-}
 
-after(() => {
-  for (const d of roots) fs.rmSync(d, {recursive: true, force: true})
-})
 
 /** The errors of loading `dir`, as messages with the directory replaced by `<dir>`. */
 function errorsOf(dir: string, opts: Fail2banConfigOptions = {}): string[] {

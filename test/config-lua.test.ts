@@ -5,24 +5,10 @@ import * as path from 'node:path'
 import {ConfigError} from '../src/engine/fail2ban/errors.js'
 import {configFiles, decodeFile, evaluateLuaConfig, loadLuaConfig, parseDuration, type LuaConfigOptions} from '../src/engine/config/lua.js'
 import {canonicalNetwork, closestName, ConfigErrors, levenshtein, type FileSource, type SpylogConfig} from '../src/engine/config/model.js'
+import {tempTree as tree} from './support/files.js'
 
-const roots: string[] = []
 
-/** A temp configuration directory with `files` (relative path → text or bytes). */
-function tree(files: Record<string, string | Uint8Array>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spylog-lua-'))
-  roots.push(dir)
-  for (const [rel, text] of Object.entries(files)) {
-    const p = path.join(dir, rel)
-    fs.mkdirSync(path.dirname(p), {recursive: true})
-    fs.writeFileSync(p, text)
-  }
-  return dir
-}
 
-after(() => {
-  for (const d of roots) fs.rmSync(d, {recursive: true, force: true})
-})
 
 /** The errors of loading `dir`, as messages with the directory replaced by `<dir>`. */
 function errorsOf(dir: string, opts: LuaConfigOptions = {}): string[] {

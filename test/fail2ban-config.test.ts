@@ -7,19 +7,10 @@ import {fileURLToPath} from 'node:url'
 import {ConfigError} from '../src/engine/fail2ban/errors.js'
 import {findFilter, loadFilterFile, parseFilterSpec, shellSplit, type FilterDefinition} from '../src/engine/fail2ban/filterfile.js'
 import {IniStack, parseIni, readConfigFile} from '../src/engine/fail2ban/ini.js'
+import {repoRoot} from './support/files.js'
 
-// Runs from test/ (tsx) or dist/test/ (compiled): find the repository root by its package.json.
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('repository root not found')
-    dir = up
-  }
-  return dir
-}
 
-const ROOT = repoRoot()
+const ROOT = repoRoot
 const CORPUS = path.resolve(ROOT, '../shared/fail2ban-corpus')
 const RESOLVER = path.join(ROOT, 'test/support/f2b_resolve.py')
 const PYTHON = process.env.SPYLOG_F2B_PYTHON ?? '/usr/bin/python3'

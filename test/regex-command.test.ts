@@ -10,18 +10,10 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {isUtf8} from 'node:buffer'
 import {LineSplitter} from '../src/engine/regex/lines.js'
+import {repoRoot} from './support/files.js'
 
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('package.json not found')
-    dir = up
-  }
-  return dir
-}
 
-const ROOT = repoRoot()
+const ROOT = repoRoot
 const BIN = path.join(ROOT, 'bin', 'run.js')
 
 interface Result {

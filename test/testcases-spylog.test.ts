@@ -6,15 +6,8 @@ import path from 'node:path'
 import {runTestcases} from '../src/engine/testcases/harness.js'
 import {luaConfigProvider} from '../src/engine/testcases/spylog.js'
 import {repoRoot} from './support/python.js'
+import {tempTree as tree} from './support/files.js'
 
-function tree(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spylog-tc-'))
-  for (const [rel, text] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), {recursive: true})
-    fs.writeFileSync(path.join(dir, rel), text)
-  }
-  return dir
-}
 
 const CONFIG = {
   'config/lib/prefix.lua': `return { daemon = function(name) return [[^\\s*\\S+ ]] .. name .. [[\\[\\d+\\]: ]] end }\n`,

@@ -11,36 +11,12 @@ import {
   DEFAULT_TIMEZONE, ExprError, evaluateExpression, formatLocal, greedyCatchAll, greedyCheckWorks,
   locateFail2banTree, parseExpectedTime, runTestcases, type FilterReport, type HarnessReport,
 } from '../src/engine/testcases/harness.js'
+import {tempTree as tree, repoRoot} from './support/files.js'
 
-// Runs from test/ (tsx) or dist/test/ (compiled): find the repository root by its package.json.
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('repository root not found')
-    dir = up
-  }
-  return dir
-}
 
-const ROOT = repoRoot()
-const tmpRoots: string[] = []
+const ROOT = repoRoot
 
-/** A temp dir with `files` (relative path → text) written into it. */
-function tree(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spylog-testcases-'))
-  tmpRoots.push(dir)
-  for (const [rel, text] of Object.entries(files)) {
-    const p = path.join(dir, rel)
-    fs.mkdirSync(path.dirname(p), {recursive: true})
-    fs.writeFileSync(p, text)
-  }
-  return dir
-}
 
-after(() => {
-  for (const d of tmpRoots) fs.rmSync(d, {recursive: true, force: true})
-})
 
 async function run(files: Record<string, string>, names?: string[]): Promise<HarnessReport> {
   const dir = tree(files)

@@ -1,10 +1,8 @@
 import {spawnSync} from 'node:child_process'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-/** The repository root (this file sits in test/support, or dist/test/support once compiled). */
-export const repoRoot = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..')
+export {repoRoot} from './files.js'
+import {repoRoot} from './files.js'
 
 /** python3 on PATH, or undefined. */
 export function python(): string | undefined {
