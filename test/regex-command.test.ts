@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {isUtf8} from 'node:buffer'
 import {LineSplitter} from '../src/engine/regex/lines.js'
-import {repoRoot} from './support/files.js'
+import {repoRoot, tempTree} from './support/files.js'
 
 
 const ROOT = repoRoot
@@ -463,5 +463,30 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
     expect(got[2]).to.equal('next')
     expect(sp.stats.overlong).to.equal(1)
     expect(sp.stats.invalid).to.equal(0)
+  })
+})
+
+describe('spylog regex with the filters of the spylog configuration', () => {
+  it('finds a FILTER{} of the packaged library by name when no filter.d has it', () => {
+    const line = 'May 14 10:11:12 web01 sshd[4242]: Failed password for invalid user admin from 203.0.113.77 port 50022 ssh2'
+    const r = spylog([line, 'freeswitch', '--json'])
+    expect(r.status, r.stderr).to.equal(0)
+    // freeswitch does not match an sshd line; sshd does:
+    expect(JSON.parse(r.stdout).lines.matched).to.equal(0)
+    const s = spylog([line, 'sshd', '-o', 'ip', '--filter-dir', tempTree({'x.txt': ''})])
+    expect(s.status, s.stderr).to.equal(0)
+    expect(s.stdout.trim()).to.equal('203.0.113.77')
+  })
+
+  it('uses --config, and names a configuration that does not load', () => {
+    const dir = tempTree({'filters/demo.lua': 'FILTER{"mine"; source = "file:/x"; engine = "fail2ban"; failregex = {[[^denied <HOST>$]]}}\n'})
+    const ok = spylog(['denied 192.0.2.44', 'mine', '--config', dir, '-o', 'ip'])
+    expect(ok.status, ok.stderr).to.equal(0)
+    expect(ok.stdout.trim()).to.equal('192.0.2.44')
+    const bad = tempTree({'filters/bad.lua': 'FILTER{"x"; source = "file:/x"; failregex = 42}\n'})
+    const r = spylog(['x', 'mine', '--config', bad])
+    expect(r.status).to.equal(2)
+    expect(r.stderr).to.match(/--config .*bad\.lua:1: FILTER "x"\.failregex/)
+    expect(r.stderr).to.not.match(/\n\s+at /)
   })
 })

@@ -69,7 +69,7 @@ export default class Regex extends Command {
   static override description = `Runs every line of LOG through a filter and reports how often each failregex, ignoreregex and date template hit, and how many lines matched, were ignored or missed.
 
 LOG is a file, a glob (quote it: 'logs/*.log'), - for standard input, or else a log line given literally.
-REGEX is a literal failregex (fail2ban tags such as <HOST> and <F-USER>…</F-USER> work; --dialect pcre or lua for other syntaxes), a fail2ban filter file (path/to/sshd.conf), or a filter name with optional parameters (sshd, 'sshd[mode=aggressive]') looked up in --filter-dir, /etc/fail2ban/filter.d and the packaged filters.
+REGEX is a literal failregex (fail2ban tags such as <HOST> and <F-USER>…</F-USER> work; --dialect pcre or lua for other syntaxes), a fail2ban filter file (path/to/sshd.conf), or a filter name with optional parameters (sshd, 'sshd[mode=aggressive]') looked up in --filter-dir, /etc/fail2ban/filter.d, then among the FILTER{}s of the spylog configuration (the packaged library by default: sshd, nginx-http-auth, freeswitch …).
 IGNOREREGEX is a literal ignoreregex, or a filter file whose ignoreregexes are used.
 
 A line is "ignored" when an ignoreregex hit it or a failregex marked it <F-NOFAIL>, "matched" when a failregex found a failure in it, else "missed". Empty lines and lines starting with # are skipped. Lines are split on \\n (a \\r before it is dropped); lines with bytes invalid in --encoding and lines holding NUL characters are counted and still tested.
@@ -104,6 +104,7 @@ Exit status: 0 after a run (whatever matched), 2 for a usage error (bad regex, u
     }),
     json: Flags.boolean({description: 'print the whole report as JSON (hits under each regex with -v, line lists with the --print-all-* flags)'}),
     dialect: Flags.string({options: [...DIALECTS], default: 'fail2ban', description: 'syntax of a literal REGEX/IGNOREREGEX (filter files are always fail2ban)'}),
+    config: Flags.string({helpValue: 'DIR', description: 'spylog configuration whose FILTER{}s a filter name may name (default: $SPYLOG_CONFIG, the platform directory, or the packaged config/)'}),
     'filter-dir': Flags.string({multiple: true, helpValue: 'DIR', description: 'directory of NAME.conf filters, searched before the defaults (repeatable)'}),
     encoding: Flags.string({char: 'e', default: 'utf-8', description: 'log encoding: utf-8, latin1, cp1252, iso-8859-15, utf-16le, …'}),
     datepattern: Flags.string({char: 'd', description: "date pattern overriding the filter's, e.g. '^%Y-%m-%d %H:%M:%S' or '{^LN-BEG}Epoch'"}),
@@ -130,6 +131,7 @@ Exit status: 0 after a run (whatever matched), 2 for a usage error (bad regex, u
       ignoreRegex: args.IGNOREREGEX,
       dialect: flags.dialect,
       filterDirs,
+      config: flags.config,
       encoding: flags.encoding,
       datepattern: flags.datepattern,
       maxlines: flags.maxlines,

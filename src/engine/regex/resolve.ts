@@ -6,6 +6,9 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import fg from 'fast-glob'
+import {loadConfig} from '../config/load.js'
+import type {FilterConfig} from '../config/model.js'
+import {buildFilter} from '../filters/build.js'
 import {findFilter, loadFilterFile, parseFilterSpec, type FilterDefinition} from '../fail2ban/filterfile.js'
 import {Fail2banFilter, type Fail2banFilterSpec} from '../filters/fail2ban.js'
 import {parseTimeZone, type TimeZone} from '../dates/timezone.js'
@@ -46,6 +49,11 @@ export interface ResolveFilterOptions {
   dialect?: string
   /** filter.d directories searched for a filter name, in order. */
   filterDirs?: readonly string[]
+  /**
+   * spylog configuration whose FILTER{}s are searched after the filter.d directories
+   * (`--config`; default: the usual lookup, see config/load.ts). false: do not search one.
+   */
+  config?: string | false
   datepattern?: string
   maxlines?: number
   timezone?: string
@@ -87,6 +95,20 @@ function splitRegexLines(s: string): string[] {
   return s.split('\n').filter((l) => l.trim() !== '')
 }
 
+/** The FILTER{} called `name` in the spylog configuration, if that configuration loads and has one. */
+function configFilter(name: string, config: string | false | undefined): FilterConfig | undefined {
+  if (config === false) return undefined
+  let cfg
+  try {
+    cfg = loadConfig({config})
+  } catch (e) {
+    // An explicitly named configuration that does not load is the user's problem to see.
+    if (config !== undefined) throw new RegexUsageError(`--config ${config}: ${(e as Error).message}`)
+    return undefined
+  }
+  return cfg.filters.find((f) => f.name === name)
+}
+
 /** Build the filter described by the REGEX (and IGNOREREGEX) arguments. */
 export async function resolveFilter(opts: ResolveFilterOptions): Promise<{filter: RegexFilter; source: FilterSource}> {
   const dialect = opts.dialect ?? 'fail2ban'
@@ -120,8 +142,23 @@ export async function resolveFilter(opts: ResolveFilterOptions): Promise<{filter
     } else {
       const file = findFilter(name, [...dirs])
       if (file === undefined) {
+        // A filter of the spylog configuration (the packaged library by default), built by the
+        // daemon's own factory.
+        const fromConfig = Object.keys(params).length === 0 ? configFilter(name, opts.config) : undefined
+        if (fromConfig !== undefined) {
+          const runtime = {checkAll: opts.checkAll ?? true, timezone, now: opts.now}
+          const filter = buildFilter(fromConfig, runtime)
+          const f2b = fromConfig.fail2ban
+          return {
+            filter,
+            source: {
+              kind: 'name', dialect: fromConfig.engine === 'lua' ? 'lua' : fromConfig.engine, name, file: fromConfig.origin.file,
+              maxlines: filter.maxlines, datepattern: f2b?.datepattern ?? fromConfig.datepattern, checkAll: runtime.checkAll,
+            },
+          }
+        }
         const where = dirs.length === 0 ? 'no filter directory exists; give one with --filter-dir' : `searched ${dirs.join(', ')}`
-        throw new RegexUsageError(`unknown filter "${name}" (${where})`)
+        throw new RegexUsageError(`unknown filter "${name}" (${where}, and the FILTER{}s of the spylog configuration)`)
       }
       def = loadFilterFile(file, params)
       source = {kind: 'name', dialect: 'fail2ban', name: def.name, file, params, maxlines: def.maxlines, datepattern: def.datepattern, checkAll: true}
