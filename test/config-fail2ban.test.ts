@@ -12,23 +12,13 @@ import {ConfigErrors, type FileSource, type JournalSource, type SpylogConfig} fr
 import {buildFilter} from '../src/engine/filters/build.js'
 import {repoRoot} from './support/python.js'
 import {tempTree as tree} from './support/files.js'
+import {configErrors} from './support/config.js'
 
 const CORPUS = path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus', 'filter.d')
 
-
-
-
 /** The errors of loading `dir`, as messages with the directory replaced by `<dir>`. */
 function errorsOf(dir: string, opts: Fail2banConfigOptions = {}): string[] {
-  try {
-    loadFail2banConfig(dir, opts)
-  } catch (e) {
-    expect(e).to.be.instanceOf(ConfigErrors)
-    const errs = (e as ConfigErrors).errors
-    for (const x of errs) expect(x).to.be.instanceOf(ConfigError)
-    return errs.map((x) => x.message.replaceAll(dir + path.sep, '').replaceAll(dir, '<dir>'))
-  }
-  expect.fail('expected configuration errors')
+  return configErrors(dir, () => loadFail2banConfig(dir, opts))
 }
 
 function rel(dir: string, warnings: readonly string[] | undefined): string[] {

@@ -6,21 +6,11 @@ import {ConfigError} from '../src/engine/fail2ban/errors.js'
 import {configFiles, decodeFile, evaluateLuaConfig, loadLuaConfig, parseDuration, type LuaConfigOptions} from '../src/engine/config/lua.js'
 import {canonicalNetwork, closestName, ConfigErrors, levenshtein, type FileSource, type SpylogConfig} from '../src/engine/config/model.js'
 import {tempTree as tree} from './support/files.js'
-
-
-
+import {configErrors} from './support/config.js'
 
 /** The errors of loading `dir`, as messages with the directory replaced by `<dir>`. */
 function errorsOf(dir: string, opts: LuaConfigOptions = {}): string[] {
-  try {
-    loadLuaConfig(dir, opts)
-  } catch (e) {
-    expect(e).to.be.instanceOf(ConfigErrors)
-    const errs = (e as ConfigErrors).errors
-    for (const x of errs) expect(x).to.be.instanceOf(ConfigError)
-    return errs.map((x) => x.message.replaceAll(dir + path.sep, '').replaceAll(dir, '<dir>'))
-  }
-  expect.fail('expected configuration errors')
+  return configErrors(dir, () => loadLuaConfig(dir, opts))
 }
 
 /** cp1251 bytes of a string made of ASCII and Russian letters. */

@@ -7,19 +7,11 @@ import {expandTags, rewriteInlineFlags} from '../src/engine/fail2ban/tags.js'
 import {compilePython} from '../src/engine/patterns/pyre.js'
 import {PatternError} from '../src/engine/patterns/types.js'
 import {python, repoRoot, runPython} from './support/python.js'
+import {prng} from './support/files.js'
 
 interface PyResult { error?: string; r?: (null | {span: [number, number]; g: (string | null)[]; n: Record<string, number>})[] }
 interface Case { p: string; flags: string; s: string[] }
 
-/** Seeded PRNG so a failure can be reproduced. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Random Python patterns over a small alphabet, exercising every construct the translator handles. */
 function genPattern(rand: () => number): string {
@@ -216,7 +208,7 @@ describe('Python regex translation', function () {
 
   it('agrees with python3 re on 4000 generated patterns and their subjects', function () {
     if (!exe) this.skip()
-    const rand = rng(Number(process.env.SPYLOG_FUZZ_SEED ?? 20261121))
+    const rand = prng(Number(process.env.SPYLOG_FUZZ_SEED ?? 20261121))
     const cases: Case[] = []
     for (let i = 0; i < 4000; i++) {
       const subjects: string[] = []
@@ -299,7 +291,7 @@ describe('Python regex translation', function () {
     this.timeout(300_000)
     // Log lines with non-ASCII text where attackers put it (user names, agents, paths), as BMP
     // (accented Latin, Cyrillic, ſ, K, İ, Unicode spaces) and as astral text.
-    const rand = rng(7)
+    const rand = prng(7)
     const swaps = ['é', 'д', 'Ж', 'ſ', '\u212a', 'İ', 'ı', '\u00a0', '\u3000', '٣', '\u{1F600}', '\u{1D400}']
     const mutate = (line: string, astral: boolean): string => {
       const pool = astral ? swaps : swaps.slice(0, -2)

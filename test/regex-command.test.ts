@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {isUtf8} from 'node:buffer'
 import {LineSplitter} from '../src/engine/regex/lines.js'
-import {repoRoot, tempTree} from './support/files.js'
+import {prng, repoRoot, tempTree} from './support/files.js'
 
 
 const ROOT = repoRoot
@@ -388,17 +388,6 @@ describe('spylog regex (CLI)', function () {
 })
 
 describe('LineSplitter (the streaming reader behind spylog regex)', function () {
-  /** mulberry32 */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0
-      let t = a
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
 
   const PIECES = ['abc', ' ', 'é', '€', '😀', '\n', '\r\n', '\r', '\0', 'x'.repeat(40)]
 

@@ -16,8 +16,6 @@ import {tempTree as tree, repoRoot} from './support/files.js'
 
 const ROOT = repoRoot
 
-
-
 async function run(files: Record<string, string>, names?: string[]): Promise<HarnessReport> {
   const dir = tree(files)
   return runTestcases({...locateFail2banTree(dir), names})

@@ -35,3 +35,14 @@ export function tempTree(files: Record<string, string | Uint8Array>, prefix = 's
 after(() => {
   for (const d of trees.splice(0)) fs.rmSync(d, {recursive: true, force: true})
 })
+
+/** A seeded pseudo-random generator (mulberry32), so a failing generated case can be replayed. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed |= 0
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

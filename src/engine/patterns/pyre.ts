@@ -191,7 +191,7 @@ class Parser {
       let atom = this.parseAtom(flags)
       if (atom === null) continue
       this.skipVerbose(flags)
-      const q = this.parseQuantifier(flags)
+      const q = this.parseQuantifier()
       if (q) {
         if (atom.t === 'assert' || (atom.t === 'look')) {
           if (this.flavor === 'python' && atom.t === 'assert') this.fail('nothing to repeat', start)
@@ -214,7 +214,7 @@ class Parser {
       !/^\{,?\}/.test(this.src.slice(this.pos)) && !(this.flavor === 'pcre' && /^\{,/.test(this.src.slice(this.pos)))
   }
 
-  private parseQuantifier(f: Flags): {min: number; max: number; lazy: boolean; possessive: boolean} | null {
+  private parseQuantifier(): {min: number; max: number; lazy: boolean; possessive: boolean} | null {
     const c = this.peek()
     let min: number, max: number
     if (c === '*') { min = 0; max = Infinity; this.pos++ }
@@ -228,7 +228,6 @@ class Parser {
       if (min > 65535 || (max !== Infinity && max > 65535)) this.fail('the repetition number is too large')
       this.pos += m[0].length
     } else return null
-    void f
     let lazy = false
     let possessive = false
     if (this.peek() === '?') { lazy = true; this.pos++ }
@@ -1590,7 +1589,7 @@ class Emitter {
 
   emit(n: Node): string {
     switch (n.t) {
-      case 'seq': return n.items.map((x) => this.emitQuantifiable(x, false)).join('')
+      case 'seq': return n.items.map((x) => this.emitQuantifiable(x)).join('')
       case 'alt': return n.alts.map((x) => this.emit(x)).join('|')
       case 'char': return this.char(n.cp, n.f)
       case 'any': return n.f.s ? '[\\s\\S]' : '[^\\n]'
@@ -1631,7 +1630,7 @@ class Emitter {
         const test = this.participated(n.num)
         return '(?:' + test + '(?:' + this.emit(n.yes) + ')|(?!' + test + ')(?:' + this.emit(n.no) + '))'
       }
-      case 'quant': return this.emitQuantifiable(n, true)
+      case 'quant': return this.emitQuantifiable(n)
     }
   }
 
@@ -1643,9 +1642,8 @@ class Emitter {
     return '(?:' + nonEmpty(mk[0]) + '|' + nonEmpty(mk[1]) + ')'
   }
 
-  private emitQuantifiable(n: Node, top: boolean): string {
+  private emitQuantifiable(n: Node): string {
     if (n.t !== 'quant') return this.emit(n)
-    void top
     if (this.stickyLoops.includes(n)) {
       const idx = this.newGroup()
       this.loopIndex.set(n, idx)
