@@ -30,3 +30,32 @@ export interface Failure {
   /** The lines that make up this failure. */
   lines: string[]
 }
+
+/**
+ * A jail's decision to ban one offender. Made by a jail (src/engine/jails), consumed by the
+ * action queue (src/engine/actions), which turns it into one ban job and one scheduled unban
+ * job per action of the jail.
+ */
+export interface Ticket {
+  /** Unique id of this ban (the `<BAN_UUID>` tag; also the key of the stored ban). */
+  uuid: string
+  jail: string
+  /** Filter of the failure that tripped the jail (the `<FILTER>` tag). */
+  filter: string
+  /** What is banned: an address, a network (`2001:db8::/64` for IPv6 prefix bans), or another captured value for non-address counters. */
+  id: string
+  /** Whether `id` is an address or network (firewall actions skip tickets that are not). */
+  isAddress: boolean
+  /** Ban start, Unix seconds (clock time the ticket was made; event time in a dry-run replay). */
+  time: number
+  /** Ban duration in seconds; -1 for a ban that is never lifted. */
+  bantime: number
+  /** How many earlier bans of this offender the ban history holds (0 for a first ban). */
+  banCount: number
+  /** Captures of the failures (`<user>` …, the last value wins) plus the jail's parameters. */
+  data: Record<string, unknown>
+  /** The failures that led to the ban, oldest first (at most the jail's maxretry, bounded). */
+  failures: Failure[]
+  /** Set by `spylog ban`: a ban an administrator asked for. */
+  manual?: boolean
+}
