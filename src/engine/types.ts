@@ -11,9 +11,44 @@ export interface LogRecord {
   text: string
   /** Receive time, Unix seconds (may have a fraction). */
   received: number
-  /** Structured fields (event id, channel, syslog facility, …). */
+  /**
+   * Event time given by the source itself (journal entry time, event-log record time, syslog
+   * timestamp), Unix seconds. When set, filters take it instead of reading a date from the text.
+   */
+  time?: number
+  /** Structured fields (event id, channel, syslog facility, …); names in RECORD_FIELDS where one applies. */
   fields?: Record<string, string | number>
 }
+
+/**
+ * Field names sources give structured data under, so that filters (lua-spylog's `trap` and
+ * `events` keys) and tests agree on them. EventData values of a Windows event keep their own
+ * names (`IpAddress`, `TargetUserName`, …) next to these.
+ */
+export const RECORD_FIELDS = {
+  /** File sources: the path the line was read from. */
+  file: 'file',
+  /** Syslog: numeric facility and severity, host name, app name (RFC 5424) or tag (RFC 3164), process id, message id. */
+  facility: 'facility',
+  severity: 'severity',
+  host: 'host',
+  app: 'app',
+  pid: 'pid',
+  msgid: 'msgid',
+  /** Network sources: the peer's address. */
+  peer: 'peer',
+  /** SNMP traps: enterprise OID (dotted text), generic and specific trap numbers (v2c: from snmpTrapOID). */
+  trapEnterprise: 'trap.enterprise',
+  trapGeneric: 'trap.generic',
+  trapSpecific: 'trap.specific',
+  /** Windows events (event log, or SNMP traps from the event-to-trap translator): provider/source name, event id, channel, record id. */
+  eventSource: 'event.source',
+  eventId: 'event.id',
+  eventChannel: 'event.channel',
+  eventRecord: 'event.record',
+  /** Journal: the systemd unit and syslog identifier. */
+  unit: 'unit',
+} as const
 
 /** A filter's verdict on one record (or a group of records, for multi-line filters). */
 export interface Failure {
