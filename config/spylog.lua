@@ -14,6 +14,24 @@ WHITE_IP{
   '::1',
 }
 
+-- spylog's own log. Its Ban lines feed the recidive jail (sources/default.lua reads this file).
 LOG{
   level = 'info';
+  file = {
+    log_dir  = PLATFORM == 'windows' and [[C:\ProgramData\spylog\logs]] or '/var/log/spylog';
+    log_name = 'spylog.log';
+  };
+}
+
+local MINUTE, HOUR = 60, 3600
+
+-- Defaults of every jail (jails/): 5 failures within 10 minutes ban for an hour.
+JAIL{
+  purge_interval = 15; -- minutes between purges of idle counters
+  default = {
+    findtime = 10 * MINUTE;
+    maxretry = 5;
+    bantime  = HOUR;
+    action   = { "firewall" };
+  };
 }
