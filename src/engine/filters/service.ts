@@ -46,7 +46,18 @@ export interface FilterStats {
   seconds: number
 }
 
+/** The FilterStats fields in the order syncStats writes them. */
+export const STAT_FIELDS = ['lines', 'matched', 'failures', 'dropped', 'ignored', 'errors', 'seconds'] as const
+
+/** FilterStats of filter `index` from a shared counter array. */
+export function readStats(from: Float64Array, index: number): FilterStats {
+  const o = index * STAT_FIELDS.length
+  return {lines: from[o]!, matched: from[o + 1]!, failures: from[o + 2]!, dropped: from[o + 3]!, ignored: from[o + 4]!, errors: from[o + 5]!, seconds: from[o + 6]!}
+}
+
 interface Entry {
+  /** Index of the filter in the configuration's filter list. */
+  readonly index: number
   readonly cfg: FilterConfig
   readonly filter: Filter
   readonly stats: FilterStats
@@ -95,12 +106,13 @@ export class FilterService {
     /** Only these filters (the enabled ones that some enabled jail reads), when given. */
     only?: ReadonlySet<string>,
   ) {
-    for (const cfg of config.filters) {
+    for (let index = 0; index < config.filters.length; index++) {
+      const cfg = config.filters[index]!
       if (!cfg.enabled || (only !== undefined && !only.has(cfg.name))) continue
       const filter = buildFilter(cfg, opts)
       const keep = opts.captureFilter === undefined ? [] : cfg.cfilter.map((c) => opts.captureFilter!(c))
       const accepts = cfg.trap !== undefined ? trapSelector(cfg.trap) : cfg.events !== undefined ? eventSelector(cfg.events) : undefined
-      const e: Entry = {cfg, filter, keep, accepts, stats: {lines: 0, matched: 0, failures: 0, dropped: 0, ignored: 0, errors: 0, seconds: 0}}
+      const e: Entry = {index, cfg, filter, keep, accepts, stats: {lines: 0, matched: 0, failures: 0, dropped: 0, ignored: 0, errors: 0, seconds: 0}}
       this.entries.push(e)
       for (const s of cfg.sources) {
         let list = this.bySource.get(s)
@@ -117,6 +129,32 @@ export class FilterService {
 
   get filters(): ReadonlyArray<{readonly name: string; readonly sources: readonly string[]; readonly stats: FilterStats; readonly filter: Filter}> {
     return this.entries.map((e) => ({name: e.cfg.name, sources: e.cfg.sources, stats: e.stats, filter: e.filter}))
+  }
+
+  /**
+   * Copies the counters of the filters of `source` into `into` (STAT_FIELDS numbers per filter, at
+   * the filter's configuration index): the worker keeps them in shared memory, so they survive a
+   * worker the watchdog stopped.
+   */
+  syncStats(source: string, into: Float64Array): void {
+    const list = this.bySource.get(source)
+    if (list === undefined) return
+    for (const e of list) {
+      const o = e.index * STAT_FIELDS.length
+      const st = e.stats
+      into[o] = st.lines
+      into[o + 1] = st.matched
+      into[o + 2] = st.failures
+      into[o + 3] = st.dropped
+      into[o + 4] = st.ignored
+      into[o + 5] = st.errors
+      into[o + 6] = st.seconds
+    }
+  }
+
+  /** Continues counting from counters written earlier (by a worker that was replaced). */
+  seedStats(from: Float64Array): void {
+    for (const e of this.entries) Object.assign(e.stats, readStats(from, e.index))
   }
 
   /** Runs one record through the filters of its source; each failure goes to `emit`. */
