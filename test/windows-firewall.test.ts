@@ -18,6 +18,7 @@ import {ActionError} from '../src/engine/actions/action.js'
 import {FIREWALL_SCRIPT, readFirewall, WindowsFirewallRunner, type WindowsFirewallOptions, createWindowsFirewallAction, netshArgs} from '../src/engine/actions/windows/firewall.js'
 import {checkEntry, normaliseReadBack, RuleBook} from '../src/engine/actions/windows/rules.js'
 import {commandLineLength, type Shell, type ShellResult} from '../src/engine/actions/windows/shell.js'
+import {loadLuaConfig} from '../src/engine/config/lua.js'
 import type {ActionConfig} from '../src/engine/config/model.js'
 import {SinkLogger} from '../src/engine/log/logger.js'
 import type {Ticket} from '../src/engine/types.js'
@@ -502,6 +503,28 @@ describe('Windows Firewall: the PowerShell script', () => {
     expect(FIREWALL_SCRIPT).to.not.match(/\d+\.\d+\.\d+\.\d+/)
     expect(FIREWALL_SCRIPT).to.include("-cnotmatch '^spylog-v[46]-[0-9]{4}$'")
     expect(FIREWALL_SCRIPT).to.include('refusing to write an empty address list')
+  })
+})
+
+describe('packaged per-ban Windows actions (config/actions/windows-advfirewall.lua)', () => {
+  it('defines lua-spylog\'s advfirewall and ipsec command templates on Windows only', () => {
+    const win = loadLuaConfig(path.join(repoRoot, 'config'), {platform: 'windows'})
+    const names = win.actions.map((a) => a.name)
+    expect(names).to.include.members(['advfirewall', 'advfirewall-program', 'advfirewall-service', 'advfirewall-program-service', 'ipsec'])
+    const adv = win.actions.find((a) => a.name === 'advfirewall')!
+    expect(adv.ban).to.deep.include({kind: 'command'})
+    const banCmd = (adv.ban as {command: string}).command
+    const unbanCmd = (adv.unban as {command: string}).command
+    expect(banCmd).to.match(/^netsh advfirewall firewall add rule name="spylog <BAN_UUID>" .*remoteip=<HOST> localport=<PORT> protocol=<PROTOCOL>$/)
+    expect(unbanCmd).to.equal('netsh advfirewall firewall delete rule name="spylog <BAN_UUID>"')
+    expect(adv.parameters).to.deep.include({port: 'any', protocol: 'any'})
+    const prog = win.actions.find((a) => a.name === 'advfirewall-program')!
+    expect((prog.ban as {command: string}).command).to.match(/ program="<PROGRAM>"$/)
+    const ipsec = win.actions.find((a) => a.name === 'ipsec')!
+    expect((ipsec.ban as {command: string}).command).to.match(/^netsh ipsec static add filter filterlist=<FILTERLIST> srcaddr=<HOST> dstaddr=me/)
+    expect(ipsec.unique).to.equal('ipsec <HOST>')
+    const linux = loadLuaConfig(path.join(repoRoot, 'config'), {platform: 'linux'})
+    expect(linux.actions.map((a) => a.name)).to.not.include.members(['advfirewall', 'ipsec'])
   })
 })
 
