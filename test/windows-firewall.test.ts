@@ -544,7 +544,8 @@ function fakeProgram(dir: string): string {
 
 function cli(args: string[], env: Record<string, string> = {}): {status: number | null; stdout: string; stderr: string} {
   const r = spawnSync(process.execPath, [BIN, ...args], {cwd: repoRoot, encoding: 'utf8', env: {...process.env, NO_COLOR: '1', ...env}})
-  return {status: r.status, stdout: r.stdout, stderr: r.stderr}
+  // oclif wraps error messages and prefixes the continuation lines with ›: join them back.
+  return {status: r.status, stdout: r.stdout, stderr: r.stderr.replace(/\s*\n\s*›\s*/g, ' ')}
 }
 
 describe('spylog firewall list|clear', () => {
