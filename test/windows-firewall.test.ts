@@ -340,6 +340,23 @@ describe('Windows Firewall action (PowerShell backend, fake firewall)', () => {
     expect(fw.blocks(addrs[2])).to.equal(false)
   })
 
+  it('retainOnly drops addresses no active ban holds (a lost store), and sets the holders', async () => {
+    const fw = new FakeWindowsFirewall()
+    const first = harness({fw})
+    await first.runner.start()
+    await Promise.all(['203.0.113.1', '203.0.113.2', '203.0.113.3', '2001:db8::7'].map((a) => ban(first.runner, a)))
+    await first.runner.stop()
+    const second = harness({fw}) // no state file: the firewall is the record
+    const removed = await second.runner.retainOnly([{jail: 'sshd', id: '203.0.113.2'}, {jail: 'rdp', id: '2001:db8:0::7'}, {jail: 'x', id: 'not-an-address'}])
+    expect(removed.sort()).to.deep.equal(['203.0.113.1', '203.0.113.3'])
+    expect(fw.blocked().sort()).to.deep.equal(['2001:db8::7', '203.0.113.2'])
+    await unban(second.runner, '2001:db8::7', 'sshd') // not rdp: stays
+    expect(fw.blocks('2001:db8::7')).to.equal(true)
+    await unban(second.runner, '2001:db8::7', 'rdp')
+    expect(fw.blocks('2001:db8::7')).to.equal(false)
+    assertHealthy(fw)
+  })
+
   it('repairs rules read back at start: Any, allow-listed and foreign entries (recorded listing)', async () => {
     const reply = fs.readFileSync(path.join(FIXTURES, 'list-reply.json'), 'utf8')
     const fw = new FakeWindowsFirewall()

@@ -30,7 +30,7 @@ import {assertCommandLine, firstLine, POWERSHELL, powershellArgs, ProcessShell, 
 export type FirewallBackend = 'powershell' | 'netsh'
 
 /** Description written on every rule. */
-export const RULE_DESCRIPTION = 'Managed by spylog: banned addresses. Do not edit; remove with "spylog firewall clear".'
+export const RULE_DESCRIPTION = 'Managed by spylog (banned addresses). Do not edit: remove with spylog firewall clear.'
 
 /** The state file in the data directory. */
 export const STATE_FILE = 'windows-firewall.json'
@@ -367,8 +367,8 @@ export class WindowsFirewallRunner implements ActionRunner {
     this.book = new RuleBook({capacity: {v4: opts.capacity?.v4 ?? cap ?? 1000, v6: opts.capacity?.v6 ?? (backend === 'netsh' ? Math.min(cap ?? 500, 500) : cap ?? 1000)}})
   }
 
-  unique(op: ActionOp, req: BanRequest): string {
-    return `${this.name}\u0000${op}\u0000${req.ticket.jail}\u0000${req.ticket.id}`
+  unique(_op: ActionOp, req: BanRequest): string {
+    return `${this.name}\u0000${req.ticket.jail}\u0000${req.ticket.id}`
   }
 
   async start(): Promise<void> {
@@ -455,6 +455,42 @@ export class WindowsFirewallRunner implements ActionRunner {
     await this.flushNow().catch((e: Error) => this.log.error(`Windows Firewall: last write failed: ${e.message}`))
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
+  }
+
+  /**
+   * Makes the rules hold exactly the given active bans (after start(), once the daemon knows its
+   * active bans from the store): addresses in spylog's rules that no active ban holds — left
+   * behind by a lost store or an unban that never ran — are removed; holders are set from the
+   * list. Bans in the list that are missing from the rules are not added here: the queue re-applies
+   * them. Resolves when the rules are written.
+   */
+  async retainOnly(active: Iterable<{readonly jail: string; readonly id: string}>): Promise<string[]> {
+    if (!this.started) await this.start()
+    const keep = new Map<string, Set<string>>()
+    for (const b of active) {
+      const e = checkEntry(b.id)
+      if (typeof e === 'string') continue
+      let h = keep.get(e.text)
+      if (h === undefined) keep.set(e.text, (h = new Set()))
+      h.add(b.jail)
+    }
+    const removed: string[] = []
+    for (const r of this.book.snapshot()) {
+      for (const a of r.addresses) {
+        const h = keep.get(a)
+        if (h === undefined) {
+          this.book.remove(a)
+          this.holders.delete(a)
+          removed.push(a)
+        } else {
+          this.holders.set(a, new Set(h))
+        }
+      }
+    }
+    if (removed.length > 0) this.log.notice(`Windows Firewall: removing ${removed.length} address${removed.length === 1 ? '' : 'es'} no active ban holds`)
+    this.stateDirty = true
+    await this.flushNow()
+    return removed
   }
 
   /** The desired rules (for status and tests). */
