@@ -17,7 +17,7 @@ import {fileURLToPath} from 'node:url'
 import {ActionError} from '../src/engine/actions/action.js'
 import {FIREWALL_SCRIPT, readFirewall, WindowsFirewallRunner, type WindowsFirewallOptions, createWindowsFirewallAction, netshArgs} from '../src/engine/actions/windows/firewall.js'
 import {checkEntry, normaliseReadBack, RuleBook} from '../src/engine/actions/windows/rules.js'
-import {commandLineLength, type Shell, type ShellResult} from '../src/engine/actions/windows/shell.js'
+import {commandLineLength, ProcessShell, type Shell, type ShellResult} from '../src/engine/actions/windows/shell.js'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
 import type {ActionConfig} from '../src/engine/config/model.js'
 import {SinkLogger} from '../src/engine/log/logger.js'
@@ -504,6 +504,43 @@ describe('Windows Firewall: command-line length', () => {
     expect(commandLineLength('x', ['say "hi"'])).to.equal('x "say \\"hi\\""'.length + 1)
     expect(commandLineLength('x', ['C:\\dir with space\\'])).to.equal('x "C:\\dir with space\\\\"'.length + 1)
     expect(commandLineLength('x', [''])).to.equal('x ""'.length + 1)
+  })
+})
+
+describe('Windows Firewall: the process seam', () => {
+  it('runs a real program from argv, feeds stdin, collects output and the exit status', async () => {
+    const sh = new ProcessShell()
+    const r = await sh.run(process.execPath, ['-e', 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{process.stdout.write(JSON.stringify([process.argv.slice(1),d]));process.stderr.write("e");process.exitCode=3})', 'a b', '$(x)', '"q"'], {input: '{"ops":[]}'})
+    expect(r.code).to.equal(3)
+    expect(JSON.parse(r.stdout)).to.deep.equal([['a b', '$(x)', '"q"'], '{"ops":[]}'])
+    expect(r.stderr).to.equal('e')
+  })
+
+  it('rejects for a missing program and kills a hung one', async () => {
+    const sh = new ProcessShell()
+    try {
+      await sh.run('/nonexistent/powershell.exe', [])
+      expect.fail('no error')
+    } catch (e) {
+      expect((e as NodeJS.ErrnoException).code).to.equal('ENOENT')
+    }
+    const r = await sh.run(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {timeoutMs: 200})
+    expect(r.code).to.equal(null)
+  })
+
+  it('turns junk from PowerShell into a clear error, and tolerates odd JSON', async () => {
+    const reply = (stdout: string, code = 0): Shell => ({run: async () => ({code, stdout, stderr: ''})})
+    for (const junk of ['', 'not json', '\u0000\u0001', '[1,2]', 'null', '{"done":1}']) {
+      try {
+        await readFirewall({shell: reply(junk)})
+        expect.fail(`accepted ${JSON.stringify(junk)}`)
+      } catch (e) {
+        expect((e as Error).message, JSON.stringify(junk)).to.match(/powershell\.exe failed/)
+      }
+    }
+    const odd = await readFirewall({shell: reply(JSON.stringify({ok: true, done: 0, rules: [{name: 5, addresses: 'x'}, {name: 'spylog-v4-0001', addresses: [1, null, '198.51.100.1/255.255.255.255', 'evil;$(x)']}], profiles: [{name: null}, {name: 'Public', enabled: 'True'}]}))})
+    expect(odd.rules).to.deep.equal([{name: 'spylog-v4-0001', id: undefined, enabled: undefined, action: undefined, direction: undefined, addresses: ['198.51.100.1'], foreign: ['evil;$(x)']}])
+    expect(odd.profiles).to.deep.equal([{name: 'Public', enabled: true}])
   })
 })
 
