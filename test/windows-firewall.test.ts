@@ -291,6 +291,16 @@ describe('Windows Firewall action (PowerShell backend, fake firewall)', () => {
     expect(fw.calls.length).to.equal(before)
   })
 
+  it('starts once when jobs arrive before start(), and survives a corrupt state file', async () => {
+    const dataDir = tempTree({'windows-firewall.json': '{"version": 1, "rules": '})
+    const {fw, runner, lines} = harness({dataDir})
+    await Promise.all(v4s(5).map((a) => ban(runner, a)))
+    expect(fw.calls.filter((c) => c.plan?.list === true)).to.have.length(1)
+    expect(lines.join('\n')).to.match(/ignoring the state file: .*windows-firewall\.json/)
+    expect(fw.blocked()).to.have.length(5)
+    expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'windows-firewall.json'), 'utf8')).rules[0].addresses).to.have.length(5)
+  })
+
   it('keeps an address blocked while another jail still bans it', async () => {
     const {fw, runner} = harness()
     await runner.start()

@@ -349,6 +349,7 @@ export class WindowsFirewallRunner implements ActionRunner {
   private lastWrite = 0
   private failures = 0
   private started = false
+  private starting: Promise<void> | undefined
   /** Jail holders changed without a rule write: the state file needs saving. */
   private stateDirty = false
   /** Number of writes (PowerShell runs, or netsh batches) done: for tests and stats. */
@@ -371,13 +372,26 @@ export class WindowsFirewallRunner implements ActionRunner {
     return `${this.name}\u0000${req.ticket.jail}\u0000${req.ticket.id}`
   }
 
-  async start(): Promise<void> {
-    if (this.started) return
+  /** Reads the rules back (once; concurrent callers share the work). */
+  start(): Promise<void> {
+    if (this.started) return Promise.resolve()
+    this.starting ??= this.doStart().finally(() => {
+      this.starting = undefined
+    })
+    return this.starting
+  }
+
+  private async doStart(): Promise<void> {
     if (this.access.shell === undefined && (this.ctx.platform ?? process.platform) !== 'win32' && this.ctx.dryRun !== true) {
       throw new ActionError(`action ${this.name}: the Windows Firewall action runs only on Windows (this is ${this.ctx.platform ?? process.platform}); use the nftables, ipset or iptables firewall action here`, false)
     }
     const dataDir = this.access.dataDir
-    const state = dataDir === undefined ? undefined : readState(dataDir)
+    let state: StateFile | undefined
+    try {
+      state = dataDir === undefined ? undefined : readState(dataDir)
+    } catch (e) {
+      this.log.warning(`Windows Firewall: ignoring the state file: ${(e as Error).message}`)
+    }
     let rules: RuleSnapshot[] = state?.rules ?? []
     if (this.access.backend === 'powershell' && this.ctx.dryRun !== true) {
       const fw = await readFirewall(this.access).catch((e: Error) => {
