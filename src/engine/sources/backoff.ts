@@ -3,9 +3,11 @@
  * that warns once when dropping starts (not once per record), and the record emitter that keeps a
  * source's counters.
  */
+import dgram from 'node:dgram'
+import net from 'node:net'
 import type {Logger} from '../log/logger.js'
 import type {LogRecord} from '../types.js'
-import type {RecordSink, SourceStats} from './source.js'
+import {newStats, type RecordSink, type SourceContext, type SourceStats} from './source.js'
 
 /**
  * Exponential back-off: `base`, 2·base, 4·base … capped at `max` (milliseconds). `reset()` after
@@ -131,4 +133,142 @@ export class RetryTimer {
   get pending(): boolean {
     return this.t !== undefined
   }
+}
+
+/** A bound UDP socket (resolves once listening; rejects with the bind error, socket closed). */
+export function bindUdp(host: string, port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void, onError: (e: Error) => void): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket({type: udpType(host), reuseAddr: false})
+    const fail = (e: Error): void => {
+      sock.close()
+      reject(e)
+    }
+    sock.once('error', fail)
+    sock.bind({port, address: host, exclusive: true}, () => {
+      sock.off('error', fail)
+      sock.on('error', onError)
+      sock.on('message', onMessage)
+      resolve(sock)
+    })
+  })
+}
+
+/** A listening TCP server (resolves once listening; rejects with the listen error). */
+export function listenTcp(host: string, port: number, maxConnections: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({noDelay: true}, onConnection)
+    server.maxConnections = maxConnections
+    const fail = (e: Error): void => {
+      server.close()
+      reject(e)
+    }
+    server.once('error', fail)
+    server.listen({port, host, exclusive: true}, () => {
+      server.off('error', fail)
+      resolve(server)
+    })
+  })
+}
+
+/** Closes a dgram socket or a server (with its connections), ignoring "not running". */
+export async function closeQuietly(x: dgram.Socket | net.Server | undefined, conns?: Set<net.Socket>): Promise<void> {
+  if (x === undefined) return
+  if (conns !== undefined) for (const c of conns) c.destroy()
+  await new Promise<void>((resolve) => {
+    try {
+      if (x instanceof net.Server) x.close(() => resolve())
+      else x.close(() => resolve())
+    } catch {
+      resolve()
+    }
+  })
+}
+
+/** `{address, port}` of a bound socket or server, undefined when not bound. */
+export function boundAddress(x: dgram.Socket | net.Server | undefined): {address: string; port: number} | undefined {
+  if (x === undefined) return undefined
+  try {
+    const a = x.address()
+    if (a === null || typeof a === 'string') return undefined
+    return {address: a.address, port: a.port}
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The life cycle every network/process source shares: `open()` sets the input up (bind, connect,
+ * spawn) and throws when it cannot; a failure sets state 'retrying' with lastError and tries
+ * again after a back-off delay; `stop()` cancels retries and calls `close()`. Nothing is thrown
+ * into the pipeline.
+ */
+export abstract class ManagedSource {
+  readonly stats: SourceStats = newStats()
+  protected readonly emitter: RecordEmitter
+  protected readonly drops: DropCounter
+  protected readonly retry = new RetryTimer()
+  protected stopped = false
+  /** Log prefix: `[name]`. */
+  protected readonly label: string
+
+  constructor(
+    readonly name: string,
+    protected readonly ctx: SourceContext,
+    protected readonly backoff: Backoff,
+  ) {
+    this.label = `[${name}]`
+    this.emitter = new RecordEmitter(name, this.stats, ctx.log)
+    this.drops = new DropCounter(this.stats, ctx.log, this.label)
+  }
+
+  /** Set the input up; throw when that fails (it is retried). */
+  protected abstract open(): Promise<void>
+  /** Release everything `open()` set up. Must not throw. */
+  protected abstract close(): Promise<void>
+
+  async start(sink: RecordSink): Promise<void> {
+    this.emitter.sink = sink
+    this.stopped = false
+    this.stats.state = 'starting'
+    await this.attempt()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.retry.cancel()
+    await this.close()
+    this.stats.state = 'stopped'
+  }
+
+  protected async attempt(): Promise<void> {
+    if (this.stopped) return
+    try {
+      await this.open()
+      if (this.stopped) {
+        await this.close()
+        return
+      }
+      this.stats.state = 'running'
+      this.stats.lastError = undefined
+    } catch (e) {
+      await this.close()
+      this.failed(e)
+    }
+  }
+
+  /** Record a failure and schedule another attempt. */
+  protected failed(e: unknown, what = 'cannot start'): void {
+    if (this.stopped) return
+    const msg = errorText(e)
+    this.stats.errors++
+    this.stats.lastError = msg
+    this.stats.state = 'retrying'
+    const delay = this.backoff.next()
+    this.ctx.log.error(`${this.label} ${what}: ${msg}; retrying in ${formatDelay(delay)}`)
+    this.retry.schedule(delay, () => void this.attempt())
+  }
+}
+
+function formatDelay(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`
 }
