@@ -124,6 +124,12 @@ describe('process source (real programs)', () => {
     expect(src.stats.lastError).to.match(/ENOENT/)
   })
 
+  it('reports a command without a program as failed, without retrying', async () => {
+    const {src} = await start(procCfg('   '))
+    expect(src.stats.state).to.equal('failed')
+    expect(src.stats.lastError).to.match(/no program in the command/)
+  })
+
   it('stop() ends the program', async () => {
     const {src, records} = await start(procCfg('/bin/sh', {args: ['-c', 'echo started; exec sleep 600']}))
     await waitFor('output', () => records[0])

@@ -135,12 +135,13 @@ describe('syslog configuration', () => {
   it('accepts syslog:udp:// and syslog:tcp:// with the default port 514, and rejects other protocols', () => {
     const dir = tempTree({
       'spylog.lua': '',
-      'sources/s.lua': 'SOURCE{"u", "syslog:udp://127.0.0.1"}\nSOURCE{"t", "syslog:tcp://0.0.0.0:5514"}\n',
+      'sources/s.lua': 'SOURCE{"u", "syslog:udp://127.0.0.1"}\nSOURCE{"t", "syslog:tcp://0.0.0.0:5514", max_line = 8192}\n',
     })
     const cfg = loadLuaConfig(dir)
     const by = Object.fromEntries(cfg.sources.map((s) => [s.name, s]))
     expect(by.u).to.include({kind: 'syslog', protocol: 'udp', host: '127.0.0.1', port: 514})
-    expect(by.t).to.include({kind: 'syslog', protocol: 'tcp', host: '0.0.0.0', port: 5514})
+    expect(by.t).to.include({kind: 'syslog', protocol: 'tcp', host: '0.0.0.0', port: 5514, maxMessage: 8192})
+    expect(by.u).to.not.have.property('maxMessage')
     const bad = tempTree({'spylog.lua': '', 'sources/s.lua': 'SOURCE{"x", "syslog:sctp://127.0.0.1"}\n'})
     expect(() => loadLuaConfig(bad)).to.throw(/syslog:tcp:\/\/HOST\[:PORT\]/)
   })
@@ -199,10 +200,11 @@ describe('syslog source with real senders', () => {
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
     try {
-      // rsyslog needs a moment to open its input: resend until something arrives.
+      // rsyslog needs a moment to open its input: resend (every half second) until something arrives.
+      let sent = 0
       await waitFor('a relayed record', () => {
         if (child.exitCode !== null) throw new Error(`rsyslogd exited: ${out}`)
-        if (records.length === 0) logger(['--rfc3164', '-d', '-n', '127.0.0.1', '-P', String(inPort), '-t', 'sshd', 'Invalid user admin from 192.0.2.99'])
+        if (records.length === 0 && Date.now() - sent > 500 && (sent = Date.now())) logger(['--rfc3164', '-d', '-n', '127.0.0.1', '-P', String(inPort), '-t', 'sshd', 'Invalid user admin from 192.0.2.99'])
         return records.find((r) => r.text === 'Invalid user admin from 192.0.2.99')
       })
       const r = records.find((x) => x.text === 'Invalid user admin from 192.0.2.99')!

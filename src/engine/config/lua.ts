@@ -1441,11 +1441,12 @@ class Validator {
         const hp = m ? parseHostPort(m[2]!, 514) : undefined
         if (!m || hp === undefined) {
           o.err(specField, `invalid syslog source ${JSON.stringify(spec)}: expected syslog:udp://HOST[:PORT] or syslog:tcp://HOST[:PORT]`)
-          o.finish([], positional)
+          o.finish(['max_line'], positional)
           return undefined
         }
-        o.finish([], positional)
-        return {...base, kind, protocol: m[1] as 'udp' | 'tcp', host: hp.host, port: hp.port!}
+        const maxMessage = o.int('max_line', {min: 480})
+        o.finish(['max_line'], positional)
+        return {...base, kind, protocol: m[1] as 'udp' | 'tcp', host: hp.host, port: hp.port!, ...(maxMessage !== undefined ? {maxMessage} : {})}
       }
       case 'trap':
       case 'eventlog': {

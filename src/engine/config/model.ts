@@ -91,6 +91,8 @@ export interface SyslogSource extends SourceBase {
   readonly host: string
   /** Default 514. */
   readonly port: number
+  /** Longest message kept, bytes (`max_line`; default 65536): longer ones are cut. */
+  readonly maxMessage?: number
 }
 
 /** `trap:udp://host[:port]`: an SNMP trap receiver; filters select traps with `trap`. */

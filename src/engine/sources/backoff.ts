@@ -138,7 +138,8 @@ export class RetryTimer {
 /** A bound UDP socket (resolves once listening; rejects with the bind error, socket closed). */
 export function bindUdp(host: string, port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void, onError: (e: Error) => void): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket({type: udpType(host), reuseAddr: false})
+    // A larger receive buffer absorbs bursts (Linux caps it at net.core.rmem_max silently).
+    const sock = dgram.createSocket({type: udpType(host), reuseAddr: false, recvBufferSize: 1 << 20})
     const fail = (e: Error): void => {
       sock.close()
       reject(e)
@@ -196,10 +197,13 @@ export function boundAddress(x: dgram.Socket | net.Server | undefined): {address
   }
 }
 
+/** A start-up failure that retrying cannot cure (the source goes to state 'failed'). */
+export class PermanentError extends Error {}
+
 /**
  * The life cycle every network/process source shares: `open()` sets the input up (bind, connect,
  * spawn) and throws when it cannot; a failure sets state 'retrying' with lastError and tries
- * again after a back-off delay; `stop()` cancels retries and calls `close()`. Nothing is thrown
+ * again after a back-off delay (a PermanentError sets 'failed' and is not retried); `stop()` cancels retries and calls `close()`. Nothing is thrown
  * into the pipeline.
  */
 export abstract class ManagedSource {
@@ -252,6 +256,13 @@ export abstract class ManagedSource {
       this.stats.lastError = undefined
     } catch (e) {
       await this.close()
+      if (e instanceof PermanentError) {
+        this.stats.errors++
+        this.stats.lastError = e.message
+        this.stats.state = 'failed'
+        this.ctx.log.error(`${this.label} cannot start: ${e.message}`)
+        return
+      }
       this.failed(e)
     }
   }

@@ -19,7 +19,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import type {ProcessSource} from '../config/model.js'
 import {RECORD_FIELDS} from '../types.js'
-import {Backoff, errorText, ManagedSource} from './backoff.js'
+import {Backoff, errorText, ManagedSource, PermanentError} from './backoff.js'
 import {DEFAULT_EOL, LineSplitter} from './lines.js'
 import type {Source, SourceContext} from './source.js'
 
@@ -161,7 +161,7 @@ export class ProcessLineSource extends ManagedSource implements Source {
 
   protected async open(): Promise<void> {
     const {file, args, env, unused} = this.cmd
-    if (file === '') throw new Error(`cannot parse the command ${JSON.stringify(this.cfg.command)}`)
+    if (file === '') throw new PermanentError(`no program in the command ${JSON.stringify(this.cfg.command)}`)
     if (unused !== undefined && this.starts === 0) this.ctx.log.warning(`${this.label} unused command text after a newline: ${JSON.stringify(unused)}`)
     const monitor = new Set(this.cfg.monitor)
     const child = spawn(file, args, {

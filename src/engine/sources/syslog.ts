@@ -22,7 +22,7 @@ import type {Source, SourceContext} from './source.js'
 import {parseSyslog, SyslogFramer, syslogFields} from './syslog-parse.js'
 
 export interface SyslogOptions {
-  /** Longest message kept, bytes (default 65536). */
+  /** Longest message kept, bytes (default: the configuration's `maxMessage`, else 65536). */
   maxMessage?: number
   /** Most TCP connections at once (default 256). */
   maxConnections?: number
@@ -45,7 +45,7 @@ export class SyslogReceiver extends ManagedSource implements Source {
     opts: SyslogOptions = {},
   ) {
     super(cfg.name, ctx, new Backoff(opts.retryMs ?? 1000, 60_000))
-    this.maxMessage = opts.maxMessage ?? 65536
+    this.maxMessage = opts.maxMessage ?? cfg.maxMessage ?? 65536
     this.maxConnections = opts.maxConnections ?? 256
   }
 
