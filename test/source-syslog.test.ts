@@ -262,6 +262,29 @@ describe('syslog source robustness', () => {
     expect(src.stats.state).to.equal('running')
   })
 
+  it('refuses TCP peers beyond maxConnections (counted) and disconnects idle ones', async () => {
+    const log: string[] = []
+    const src = createSyslogSource(syslogCfg('tcp'), context(log), {maxConnections: 2, idleMs: 300})
+    running.push(src)
+    const records: LogRecord[] = []
+    await src.start((r) => records.push(r))
+    // The server takes connections from its backlog in order: the third one is over the limit.
+    const socks: net.Socket[] = []
+    const closed: boolean[] = []
+    for (let i = 0; i < 3; i++) {
+      const s = net.connect(src.boundPort!, '127.0.0.1')
+      s.on('error', () => {})
+      s.on('close', () => (closed[i] = true))
+      socks.push(s)
+      await new Promise((r) => s.once('connect', r))
+    }
+    await waitFor('the third refused', () => src.stats.drops === 1 && closed[2])
+    // The two accepted peers say nothing and are disconnected after idleMs.
+    await waitFor('idle peers closed', () => closed[0] && closed[1])
+    expect(log.filter((l) => /more than 2 TCP connections/.test(l))).to.have.length(1)
+    for (const s of socks) s.destroy()
+  })
+
   it('stops cleanly: the port is released', async () => {
     const {src, port} = await started('udp')
     await src.stop()

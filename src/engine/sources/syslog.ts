@@ -9,7 +9,7 @@
  *
  * Bounds: messages longer than `maxMessage` bytes are cut (the first part is delivered, the cut
  * counted as a drop, so padding cannot hide a failure line); at most `maxConnections` TCP peers
- * at once (more are refused and counted). A bind failure (port in use, no permission) leaves the
+ * at once (more are refused and counted), and peers silent for `idleMs` are disconnected. A bind failure (port in use, no permission) leaves the
  * source 'retrying' with back-off; it never throws into the pipeline.
  */
 import type dgram from 'node:dgram'
@@ -28,6 +28,8 @@ export interface SyslogOptions {
   maxConnections?: number
   /** First retry delay after a bind failure, ms (default 1000; doubles up to 60 s). */
   retryMs?: number
+  /** A TCP peer silent this long is disconnected, ms (default 15 minutes), so idle peers cannot hold every connection slot. */
+  idleMs?: number
 }
 
 export class SyslogReceiver extends ManagedSource implements Source {
@@ -38,6 +40,7 @@ export class SyslogReceiver extends ManagedSource implements Source {
   private readonly decoder = new TextDecoder('utf-8', {fatal: false, ignoreBOM: true})
   private readonly maxMessage: number
   private readonly maxConnections: number
+  private readonly idleMs: number
 
   constructor(
     readonly cfg: SyslogSource,
@@ -47,6 +50,7 @@ export class SyslogReceiver extends ManagedSource implements Source {
     super(cfg.name, ctx, new Backoff(opts.retryMs ?? 1000, 60_000))
     this.maxMessage = opts.maxMessage ?? cfg.maxMessage ?? 65536
     this.maxConnections = opts.maxConnections ?? 256
+    this.idleMs = opts.idleMs ?? 15 * 60_000
   }
 
   /** The bound address (port 0 in the configuration: the port the system chose). */
@@ -107,6 +111,11 @@ export class SyslogReceiver extends ManagedSource implements Source {
     s.on('end', () => framer.flush())
     s.on('error', (e) => this.ctx.log.debug(`${this.label} connection from ${peer}: ${e.message}`))
     s.on('close', () => this.conns.delete(s))
+    s.setTimeout(this.idleMs, () => {
+      this.ctx.log.debug(`${this.label} closing idle connection from ${peer}`)
+      framer.flush()
+      s.destroy()
+    })
   }
 
   private message(b: Buffer, peer: string, bytes: number): void {
