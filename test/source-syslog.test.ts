@@ -113,6 +113,15 @@ describe('syslog parsing', () => {
     }
   })
 
+  it('never delivers more than maxMessage at the end of a stream (a pending octet-counted frame)', () => {
+    // Found by the fuzz test: a length prefix plus a partial frame, then the connection ends.
+    const got: Buffer[] = []
+    const f = new SyslogFramer(10, (m) => got.push(m))
+    f.push(Buffer.from('10 <13>abcde'))
+    f.flush()
+    expect(got.map((b) => b.length)).to.deep.equal([10])
+  })
+
   it('cuts oversized frames to maxMessage and skips the rest, with bounded buffering', () => {
     const got: [string, boolean][] = []
     const f = new SyslogFramer(10, (m, t) => got.push([m.toString(), t]))

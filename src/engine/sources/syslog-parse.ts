@@ -365,7 +365,8 @@ export class SyslogFramer {
       this.skipLine = false
       return
     }
-    if (b.length > 0) this.deliver(b, 0, b.length, false)
+    if (b.length > this.maxMessage) this.onMessage(b.subarray(0, this.maxMessage), true)
+    else if (b.length > 0) this.deliver(b, 0, b.length, false)
   }
 
   /** Bytes held waiting for the rest of a message. */
