@@ -64,6 +64,8 @@ export class DropCounter {
     this.dropping = true
     this.lastDrop = now
     this.since = n
+    // The reason may quote hostile input (a community string): keep the line short.
+    if (reason.length > 200) reason = reason.slice(0, 200) + '…'
     this.log.warning(`${this.label} dropping input: ${reason}${before > 0 ? ` (${before} dropped in the previous spell)` : ''}; further drops are counted without warning`)
   }
 }

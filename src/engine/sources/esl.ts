@@ -70,7 +70,7 @@ export class EslParser {
         break
       }
       if (end - pos > MAX_HEADERS) return this.fail(`header block longer than ${MAX_HEADERS} bytes`)
-      const headers: Record<string, string> = {}
+      const headers: Record<string, string> = Object.create(null) as Record<string, string>
       for (const line of this.buf.toString('utf8', pos, end).split('\n')) {
         const c = line.indexOf(':')
         if (c <= 0) continue

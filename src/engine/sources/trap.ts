@@ -43,8 +43,8 @@ export interface TrapVarbind {
 
 /** A decoded trap in SNMPv1 terms. */
 export interface DecodedTrap {
-  /** 1 (v1) or 2 (v2c). */
-  version: 1 | 2
+  /** 1 (v1), 2 (v2c) or 3 (v3 without authentication, accepted only when no community is configured). */
+  version: 1 | 2 | 3
   community: string
   enterprise: string
   /** Agent address (v1 agent-addr, v2c snmpTrapAddress), when given. */
@@ -83,6 +83,7 @@ interface PduLike {
   generic?: number
   specific?: number
   community?: string
+  user?: string
   varbinds?: {oid: string; type: number; value: unknown}[]
 }
 
@@ -151,7 +152,7 @@ function toTrap(pdu: PduLike): TrapDecodeResult {
   }
   const addr = vbs.find((v) => v.oid === OID_TRAP_ADDRESS)?.value
   const skip = new Set([OID_SYS_UPTIME, OID_TRAP_OID, OID_TRAP_ENTERPRISE, OID_TRAP_ADDRESS, OID_TRAP_COMMUNITY])
-  return {trap: {version: 2, community, enterprise, agent: typeof addr === 'string' ? addr : undefined, generic, specific, varbinds: vbs.filter((v) => !skip.has(v.oid))}}
+  return {trap: {version: typeof pdu.user === 'string' ? 3 : 2, community, enterprise, agent: typeof addr === 'string' ? addr : undefined, generic, specific, varbinds: vbs.filter((v) => !skip.has(v.oid))}}
 }
 
 const utf8 = new TextDecoder('utf-8', {fatal: true})
@@ -182,7 +183,7 @@ export function trapRecords(t: DecodedTrap, peer: string, fallback?: TextDecoder
     [RECORD_FIELDS.trapGeneric]: t.generic,
     [RECORD_FIELDS.trapSpecific]: t.specific,
     [RECORD_FIELDS.peer]: peer,
-    'trap.version': t.version === 1 ? 'v1' : 'v2c',
+    'trap.version': t.version === 1 ? 'v1' : t.version === 2 ? 'v2c' : 'v3',
   }
   if (t.agent !== undefined) base['trap.agent'] = t.agent
   const out: TrapRecord[] = []
