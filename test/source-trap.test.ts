@@ -96,6 +96,20 @@ describe('trap source (snmptrap)', () => {
     expect(log.filter((l) => /dropping input/.test(l))).to.have.length(1)
   })
 
+  it('accepts unauthenticated v3 traps only when no community is configured', async () => {
+    const v3 = (port: number, text: string): Promise<void> =>
+      snmptrap(['-v', '3', '-u', 'spy', '-l', 'noAuthNoPriv', '-e', '0x8000000001020304', `127.0.0.1:${port}`, '', '1.3.6.1.4.1.8072.2.3.0.1', '1.3.6.1.4.1.8072.2.3.2.1', 's', text])
+    const open = await start('trap')
+    await v3(open.port, 'v3 welcome')
+    const r = await waitFor('a record', () => open.records[0])
+    expect(r.text).to.equal('v3 welcome')
+    expect(r.fields).to.include({'trap.version': 'v3', 'trap.specific': 1})
+    const closed = await start('trap', ['s3cret'])
+    await v3(closed.port, 'v3 refused')
+    await waitFor('the rejection counted', () => closed.src.stats.drops === 1)
+    expect(closed.records).to.have.length(0)
+  })
+
   it('counts malformed packets and keeps running', async () => {
     const {src, records, port} = await start('trap')
     const c = dgram.createSocket('udp4')
