@@ -184,46 +184,50 @@ describe('syslog source with real senders', () => {
     }
   }
 
-  it('receives messages relayed by rsyslog (omfwd, TCP), and keeps the original tag and time', async function () {
-    if (spawnSync('which', ['rsyslogd']).status !== 0) this.skip()
-    const {records, port} = await started('tcp')
-    // rsyslog's own input on a free loopback port.
-    const probe = net.createServer()
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()))
-    const inPort = (probe.address() as net.AddressInfo).port
-    await new Promise<void>((r) => probe.close(() => r()))
-    const dir = tempTree({})
-    const conf = path.join(dir, 'rsyslog.conf')
-    fs.writeFileSync(
-      conf,
-      [
-        `global(workDirectory="${dir}")`,
-        'module(load="imudp")',
-        `input(type="imudp" address="127.0.0.1" port="${inPort}")`,
-        `action(type="omfwd" target="127.0.0.1" port="${port}" protocol="tcp" TCP_Framing="octet-counted")`,
-        '',
-      ].join('\n'),
-    )
-    const child = spawn('rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslogd.pid')], {stdio: ['ignore', 'pipe', 'pipe']})
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (out += d))
-    try {
-      // rsyslog needs a moment to open its input: resend (every half second) until something arrives.
-      let sent = 0
-      await waitFor('a relayed record', () => {
-        if (child.exitCode !== null) throw new Error(`rsyslogd exited: ${out}`)
-        if (records.length === 0 && Date.now() - sent > 500 && (sent = Date.now())) logger(['--rfc3164', '-d', '-n', '127.0.0.1', '-P', String(inPort), '-t', 'sshd', 'Invalid user admin from 192.0.2.99'])
-        return records.find((r) => r.text === 'Invalid user admin from 192.0.2.99')
-      })
-      const r = records.find((x) => x.text === 'Invalid user admin from 192.0.2.99')!
-      expect(r.fields).to.include({app: 'sshd', facility: 1, severity: 5})
-      expect(r.time).to.be.a('number')
-    } finally {
-      child.kill('SIGTERM')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
-    }
-  })
+  for (const proto of ['tcp', 'udp'] as const) {
+    it(`receives messages relayed by rsyslog (omfwd over ${proto}), and keeps the original tag and time`, async function () {
+      if (spawnSync('which', ['rsyslogd']).status !== 0) this.skip()
+      const {records, port} = await started(proto)
+      // rsyslog's own input on a free loopback port.
+      const probe = net.createServer()
+      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()))
+      const inPort = (probe.address() as net.AddressInfo).port
+      await new Promise<void>((r) => probe.close(() => r()))
+      const dir = tempTree({})
+      const conf = path.join(dir, 'rsyslog.conf')
+      fs.writeFileSync(
+        conf,
+        [
+          `global(workDirectory="${dir}")`,
+          'module(load="imudp")',
+          `input(type="imudp" address="127.0.0.1" port="${inPort}")`,
+          proto === 'tcp'
+            ? `action(type="omfwd" target="127.0.0.1" port="${port}" protocol="tcp" TCP_Framing="octet-counted")`
+            : `action(type="omfwd" target="127.0.0.1" port="${port}" protocol="udp")`,
+          '',
+        ].join('\n'),
+      )
+      const child = spawn('rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslogd.pid')], {stdio: ['ignore', 'pipe', 'pipe']})
+      let out = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (out += d))
+      try {
+        // rsyslog needs a moment to open its input: resend (every half second) until something arrives.
+        let sent = 0
+        await waitFor('a relayed record', () => {
+          if (child.exitCode !== null) throw new Error(`rsyslogd exited: ${out}`)
+          if (records.length === 0 && Date.now() - sent > 500 && (sent = Date.now())) logger(['--rfc3164', '-d', '-n', '127.0.0.1', '-P', String(inPort), '-t', 'sshd', 'Invalid user admin from 192.0.2.99'])
+          return records.find((r) => r.text === 'Invalid user admin from 192.0.2.99')
+        })
+        const r = records.find((x) => x.text === 'Invalid user admin from 192.0.2.99')!
+        expect(r.fields).to.include({app: 'sshd', facility: 1, severity: 5})
+        expect(r.time).to.be.a('number')
+      } finally {
+        child.kill('SIGTERM')
+        await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      }
+    })
+  }
 })
 
 describe('syslog source robustness', () => {
