@@ -122,6 +122,16 @@ describe('net:udp:// source', () => {
     expect(src.stats.records).to.equal(4)
   })
 
+  it('keeps a multi-line datagram whole when eol is a separator the sender never writes', async () => {
+    const {src, records} = await startSource(netCfg('udp', 0, {eol: {text: '\0', pattern: false}}))
+    const c = dgram.createSocket('udp4')
+    cleanup.push(() => void c.close())
+    const msg = 'EventID: 4625; An account failed to log on.\r\n\tSource Network Address:\t203.0.113.8\r\n'
+    await new Promise((r) => c.send(msg, src.boundPort!, '127.0.0.1', r))
+    await waitFor('a record', () => records[0])
+    expect(records.map((r) => r.text)).to.deep.equal([msg])
+  })
+
   it('reports a port in use as retrying', async () => {
     const blocker = dgram.createSocket('udp4')
     await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()))

@@ -5,8 +5,10 @@
  *   `tshark` or nxlog output), reads lines cut by `eol` (default `\r\n`), and when the connection
  *   fails or closes, connects again after `reconnect` seconds (doubling on repeated failures, up
  *   to 5 minutes; back to `reconnect` after a successful connection).
- * - UDP (a spylog extension; lua-spylog only had TCP) listens on host:port: each datagram is
- *   split into lines by `eol` too, and every non-empty line is a record.
+ * - UDP listens on host:port (lua-spylog's later versions: a receiver for nxlog's om_udp and
+ *   the like): each datagram is split into lines by `eol` too, and every non-empty line is a
+ *   record. To keep a datagram holding a multi-line message whole, set `eol` to a separator the
+ *   sender never writes (for example `'\0'`): the datagram's end always ends the line.
  *
  * Lines longer than `maxLine` are cut (the first part delivered, the cut counted as a drop).
  */
