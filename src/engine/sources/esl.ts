@@ -18,6 +18,7 @@
 import net from 'node:net'
 import {TextDecoder} from 'node:util'
 import type {EslSource} from '../config/model.js'
+import {RECORD_FIELDS} from '../types.js'
 import {Backoff, ManagedSource} from './backoff.js'
 import type {Source, SourceContext} from './source.js'
 
@@ -243,7 +244,7 @@ export class EslLogSource extends ManagedSource implements Source {
     const level = f.headers['Log-Level']
     if (level === '0') return
     const fields: Record<string, string | number> = {}
-    if (level !== undefined && /^\d{1,2}$/.test(level)) fields.severity = Number(level)
+    if (level !== undefined && /^\d{1,2}$/.test(level)) fields[RECORD_FIELDS.severity] = Number(level)
     const h = f.headers
     if (h['Log-File']) fields['esl.file'] = h['Log-File']
     if (h['Log-Func']) fields['esl.func'] = h['Log-Func']

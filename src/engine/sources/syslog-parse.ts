@@ -13,6 +13,7 @@
  * fields and the timestamp to `LogRecord.time`, which date-less filters (and fail2ban filters,
  * whose date detection finds no date in a bare message) take as the event time.
  */
+import {RECORD_FIELDS} from '../types.js'
 
 export interface SyslogMessage {
   format: 'rfc5424' | 'rfc3164' | 'raw'
@@ -260,13 +261,14 @@ export function parseSyslog(text: string, now: number = Date.now()): SyslogMessa
 
 /** The record fields of a parsed message (names from RECORD_FIELDS; SD as `sd.<id>.<param>`). */
 export function syslogFields(m: SyslogMessage): Record<string, string | number> {
+  const F = RECORD_FIELDS
   const f: Record<string, string | number> = {}
-  if (m.facility !== undefined) f.facility = m.facility
-  if (m.severity !== undefined) f.severity = m.severity
-  if (m.host !== undefined) f.host = m.host
-  if (m.app !== undefined) f.app = m.app
-  if (m.pid !== undefined) f.pid = /^\d{1,9}$/.test(m.pid) ? Number(m.pid) : m.pid
-  if (m.msgid !== undefined) f.msgid = m.msgid
+  if (m.facility !== undefined) f[F.facility] = m.facility
+  if (m.severity !== undefined) f[F.severity] = m.severity
+  if (m.host !== undefined) f[F.host] = m.host
+  if (m.app !== undefined) f[F.app] = m.app
+  if (m.pid !== undefined) f[F.pid] = /^\d{1,9}$/.test(m.pid) ? Number(m.pid) : m.pid
+  if (m.msgid !== undefined) f[F.msgid] = m.msgid
   if (m.sd !== undefined) Object.assign(f, m.sd)
   return f
 }
