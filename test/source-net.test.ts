@@ -3,8 +3,9 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import type {NetSource} from '../src/engine/config/model.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
+import {Backoff, DropCounter} from '../src/engine/sources/backoff.js'
 import {createNetSource, type NetLineSource} from '../src/engine/sources/net.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
+import {MemoryPositionStore, newStats, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
 
 async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
@@ -139,5 +140,28 @@ describe('net:udp:// source', () => {
     const {src} = await startSource(netCfg('udp', blocker.address().port))
     expect(src.stats.state).to.equal('retrying')
     expect(src.stats.lastError).to.match(/EADDRINUSE/)
+  })
+})
+
+describe('source helpers', () => {
+  it('Backoff doubles from the base up to the cap and starts over after reset', () => {
+    const b = new Backoff(100, 1000)
+    expect([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()]).to.deep.equal([100, 200, 400, 800, 1000, 1000])
+    b.reset()
+    expect(b.next()).to.equal(100)
+  })
+
+  it('DropCounter counts every drop, warns once per spell, and reports the spell when dropping starts again', () => {
+    const log: string[] = []
+    const stats = newStats()
+    const d = new DropCounter(stats, new SinkLogger('debug', [memorySink(log)]), '[x]', 1000)
+    let t = 10_000
+    for (let i = 0; i < 50; i++) d.drop('full', 1, (t += 10))
+    expect(stats.drops).to.equal(50)
+    expect(log).to.have.length(1)
+    d.drop('full', 2, (t += 5000))
+    expect(stats.drops).to.equal(52)
+    expect(log).to.have.length(2)
+    expect(log[1]).to.match(/dropping input: full \(50 dropped in the previous spell\)/)
   })
 })
