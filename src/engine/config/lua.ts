@@ -1436,15 +1436,32 @@ class Validator {
         o.finish(['eol', 'reconnect', 'max_line'], positional)
         return {...base, kind: 'net', protocol: m[1] as 'tcp' | 'udp', host: hp.host, port: hp.port, eol, reconnect, maxLine: ml}
       }
-      case 'syslog':
+      case 'syslog': {
+        const m = /^(udp|tcp):\/\/(.+)$/.exec(info)
+        const hp = m ? parseHostPort(m[2]!, 514) : undefined
+        if (!m || hp === undefined) {
+          o.err(specField, `invalid syslog source ${JSON.stringify(spec)}: expected syslog:udp://HOST[:PORT] or syslog:tcp://HOST[:PORT]`)
+          o.finish(['max_line'], positional)
+          return undefined
+        }
+        const maxMessage = o.int('max_line', {min: 480})
+        o.finish(['max_line'], positional)
+        return {...base, kind, protocol: m[1] as 'udp' | 'tcp', host: hp.host, port: hp.port!, ...(maxMessage !== undefined ? {maxMessage} : {})}
+      }
       case 'trap':
       case 'eventlog': {
         const m = /^udp:\/\/(.+)$/.exec(info)
-        const hp = m ? parseHostPort(m[1]!, kind === 'syslog' ? 514 : 162) : undefined
+        const hp = m ? parseHostPort(m[1]!, 162) : undefined
+        const extra = kind === 'trap' ? ['community'] : []
         if (!m || hp === undefined) {
           o.err(specField, `invalid ${kind} source ${JSON.stringify(spec)}: expected ${kind}:udp://HOST[:PORT]`)
-          o.finish([], positional)
+          o.finish(extra, positional)
           return undefined
+        }
+        if (kind === 'trap') {
+          const community = o.has('community') ? o.strList('community', {nonEmpty: true}) : undefined
+          o.finish(extra, positional)
+          return {...base, kind, protocol: 'udp', host: hp.host, port: hp.port!, ...(community !== undefined ? {community} : {})}
         }
         o.finish([], positional)
         return {...base, kind, protocol: 'udp', host: hp.host, port: hp.port!}

@@ -81,13 +81,18 @@ export interface NetSource extends SourceBase {
   readonly maxLine: number
 }
 
-/** `syslog:udp://host[:port]`: a syslog receiver (RFC 3164/5424); filters see the message part. */
+/**
+ * `syslog:udp://host[:port]` or `syslog:tcp://host[:port]`: a syslog receiver (RFC 3164/5424;
+ * over TCP, RFC 6587 octet-counted or newline-framed); filters see the message part.
+ */
 export interface SyslogSource extends SourceBase {
   readonly kind: 'syslog'
-  readonly protocol: 'udp'
+  readonly protocol: 'udp' | 'tcp'
   readonly host: string
   /** Default 514. */
   readonly port: number
+  /** Longest message kept, bytes (`max_line`; default 65536): longer ones are cut. */
+  readonly maxMessage?: number
 }
 
 /** `trap:udp://host[:port]`: an SNMP trap receiver; filters select traps with `trap`. */
@@ -97,6 +102,8 @@ export interface TrapSource extends SourceBase {
   readonly host: string
   /** Default 162. */
   readonly port: number
+  /** Communities accepted (`community`: a string or a list); undefined: any community. */
+  readonly community?: readonly string[]
 }
 
 /** `eventlog:udp://host[:port]`: Windows event-log records forwarded as SNMP traps (evntwin); filters select with `events`. */
