@@ -1,0 +1,404 @@
+/**
+ * Offenders that are never banned: the WHITE_IP list, a jail's fail2ban `ignoreip` (addresses,
+ * networks, host names, `file:` lists), `ignoreself` (the host's own addresses), loopback and
+ * unspecified addresses (always), and fail2ban's `ignorecommand` (a program asked per offender;
+ * exit status 0 means "ignore").
+ *
+ * The synchronous checks (`reason`, `has`, `overlaps`) are the hot path: ranges are parsed once
+ * into ipaddr.js values (no hand-written CIDR math), exact addresses sit in a Set, and an id is
+ * parsed at most once per check. Host names are resolved with dns.lookup at `start()` and again
+ * every `refreshInterval`; `file:` lists are read at `start()` and re-read when they change; own
+ * addresses are re-read at every refresh.
+ *
+ * `ignorecommand` never goes through a shell: the command line is split into argv once
+ * (quotes and backslashes as a POSIX shell reads them, nothing expanded), and each tag (`<ip>`,
+ * `<fid>`, `<family>`, `<F-NAME>` / captured names) is substituted inside the one argument
+ * where it is written, so a hostile id stays one inert argument.
+ */
+import {spawn} from 'node:child_process'
+import {lookup} from 'node:dns/promises'
+import fs from 'node:fs'
+import os from 'node:os'
+import ipaddr from 'ipaddr.js'
+import {canonicalNetwork} from '../config/model.js'
+import type {JailConfig} from '../config/model.js'
+import {nullLogger, type Logger} from '../log/logger.js'
+
+type Addr = ipaddr.IPv4 | ipaddr.IPv6
+
+/** Parsed ranges with a label each (for log messages). */
+class RangeSet {
+  private readonly exact = new Map<string, string>()
+  private readonly nets: {net: Addr; bits: number; label: string}[] = []
+
+  add(text: string, label: string): boolean {
+    const c = canonicalNetwork(text)
+    if (c === undefined) return false
+    const slash = c.indexOf('/')
+    if (slash < 0) {
+      if (!this.exact.has(c)) this.exact.set(c, label)
+      return true
+    }
+    const [net, bits] = ipaddr.parseCIDR(c)
+    const full = net.kind() === 'ipv4' ? 32 : 128
+    if (bits === full) {
+      if (!this.exact.has(c.slice(0, slash))) this.exact.set(c.slice(0, slash), label)
+    } else this.nets.push({net, bits, label})
+    return true
+  }
+
+  get size(): number {
+    return this.exact.size + this.nets.length
+  }
+
+  /** Adds every range of `other`, with its labels. */
+  addAll(other: RangeSet): void {
+    for (const [a, label] of other.exact) if (!this.exact.has(a)) this.exact.set(a, label)
+    this.nets.push(...other.nets)
+  }
+
+  /** The label of a range holding the address (`canon` canonical text, `addr` parsed). */
+  find(canon: string, addr: Addr): string | undefined {
+    const e = this.exact.get(canon)
+    if (e !== undefined) return e
+    const kind = addr.kind()
+    for (const n of this.nets) if (n.net.kind() === kind && addr.match(n.net, n.bits)) return n.label
+    return undefined
+  }
+
+  /** The label of a range sharing any address with the network `net`/`bits`. */
+  overlap(net: Addr, bits: number): string | undefined {
+    const kind = net.kind()
+    for (const [a, label] of this.exact) {
+      const p = ipaddr.parse(a)
+      if (p.kind() === kind && p.match(net, bits)) return label
+    }
+    for (const n of this.nets) {
+      if (n.net.kind() !== kind) continue
+      const b = Math.min(bits, n.bits)
+      if (net.match(n.net, b)) return n.label
+    }
+    return undefined
+  }
+}
+
+/** Always protected: loopback and unspecified addresses (IPv4-mapped forms are read as IPv4). */
+const ALWAYS = new RangeSet()
+for (const r of ['127.0.0.0/8', '::1', '0.0.0.0', '::']) ALWAYS.add(r, 'loopback')
+
+/** Parses an address or returns undefined; IPv4-mapped IPv6 becomes IPv4, a zone is dropped. */
+function parseAddress(id: string): {canon: string; addr: Addr} | undefined {
+  let s = id
+  const zone = s.indexOf('%')
+  if (zone >= 0) s = s.slice(0, zone)
+  if (!ipaddr.isValid(s)) return undefined
+  // Only dotted quads with four parts count as IPv4 (ipaddr.js also reads "10" or "0x7f.1").
+  if (!s.includes(':') && !/^\d{1,3}(?:\.\d{1,3}){3}$/.test(s)) return undefined
+  try {
+    const addr = ipaddr.process(s)
+    return {canon: addr.toString(), addr}
+  } catch {
+    return undefined
+  }
+}
+
+export interface NeverBanOptions {
+  /** WHITE_IP{} (canonical addresses/networks). */
+  readonly whiteIp?: readonly string[]
+  /** The jail's `ignoreip` addresses/networks. */
+  readonly ignoreIp?: readonly string[]
+  /** `ignoreip` host names (resolved at start and every refreshInterval). */
+  readonly ignoreHosts?: readonly string[]
+  /** `ignoreip` `file:` lists (one address, network or host per line; `#` comments). */
+  readonly ignoreFiles?: readonly string[]
+  /** Never ban the host's own addresses (default true, as fail2ban's `ignoreself`). */
+  readonly ignoreSelf?: boolean
+  /** fail2ban `ignorecommand` (exit 0: ignore). */
+  readonly ignoreCommand?: string
+  /** Milliseconds before an ignorecommand is killed (counts as "not ignored"); default 10 000. */
+  readonly commandTimeout?: number
+  /** Seconds an ignorecommand answer is reused for the same id (fail2ban `ignorecache`); default 300. */
+  readonly commandCacheTime?: number
+  /** Seconds between host name / own address refreshes; default 300. */
+  readonly refreshInterval?: number
+  /** Milliseconds between checks of the ignore files for changes; default 5000. */
+  readonly fileInterval?: number
+  /** Jail name for log messages. */
+  readonly jail?: string
+  readonly log?: Logger
+  /** Clock for the command cache, Unix seconds. */
+  readonly clock?: () => number
+}
+
+/** Values an ignorecommand's tags take besides the id. */
+export type CommandTags = Readonly<Record<string, unknown>>
+
+/**
+ * The never-ban list of one jail (or, with only `whiteIp`, the global one the action runners
+ * get as `ActionContext.neverBan`). Call `start()` before use when host names, files or an own
+ * address refresh are involved, and `stop()` at shutdown.
+ */
+export class NeverBan {
+  private readonly fixed = new RangeSet()
+  private hosts = new RangeSet()
+  private files = new RangeSet()
+  private self = new RangeSet()
+  private readonly opts: NeverBanOptions
+  private readonly log: Logger
+  private readonly argv: string[] | undefined
+  private readonly cmdCache = new Map<string, {until: number; ignore: boolean}>()
+  private timer: NodeJS.Timeout | undefined
+  private readonly watched: string[] = []
+  private readonly fileSets = new Map<string, RangeSet>()
+  private readonly fileHosts = new Map<string, string[]>()
+
+  constructor(opts: NeverBanOptions = {}) {
+    this.opts = opts
+    this.log = opts.log ?? nullLogger
+    for (const w of opts.whiteIp ?? []) this.fixed.add(w, `WHITE_IP ${w}`)
+    for (const w of opts.ignoreIp ?? []) this.fixed.add(w, `ignoreip ${w}`)
+    if (opts.ignoreSelf !== false) this.readSelf()
+    this.argv = opts.ignoreCommand !== undefined && opts.ignoreCommand.trim() !== '' ? splitCommandLine(opts.ignoreCommand) : undefined
+    if (this.argv !== undefined && this.argv.length === 0) this.argv = undefined
+  }
+
+  /** The never-ban list for a jail: WHITE_IP plus the jail's ignore settings. */
+  static forJail(cfg: JailConfig, whiteIp: readonly string[], log?: Logger): NeverBan {
+    return new NeverBan({
+      whiteIp, ignoreIp: cfg.ignoreIp, ignoreHosts: cfg.ignoreHosts, ignoreFiles: cfg.ignoreFiles,
+      ignoreSelf: cfg.ignoreSelf, ignoreCommand: cfg.ignoreCommand, jail: cfg.name, log,
+    })
+  }
+
+  /** Resolves host names, reads ignore files, and starts their refresh. */
+  async start(): Promise<void> {
+    await Promise.all([this.resolveHosts(), ...(this.opts.ignoreFiles ?? []).map((f) => this.readFile(f))])
+    const interval = (this.opts.refreshInterval ?? 300) * 1000
+    if ((this.opts.ignoreHosts?.length ?? 0) > 0 || this.opts.ignoreSelf !== false || this.fileHosts.size > 0) {
+      this.timer = setInterval(() => void this.refresh(), interval)
+      this.timer.unref()
+    }
+    for (const f of this.opts.ignoreFiles ?? []) {
+      fs.watchFile(f, {interval: this.opts.fileInterval ?? 5000, persistent: false}, (cur, prev) => {
+        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.readFile(f).then(() => this.rebuildFiles())
+      })
+      this.watched.push(f)
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    for (const f of this.watched.splice(0)) fs.unwatchFile(f)
+  }
+
+  /** Re-resolves host names and re-reads own addresses (also run by the refresh timer). */
+  async refresh(): Promise<void> {
+    if (this.opts.ignoreSelf !== false) this.readSelf()
+    await this.resolveHosts()
+    for (const f of this.fileHosts.keys()) await this.readFile(f)
+    this.rebuildFiles()
+  }
+
+  /**
+   * Why `id` must never be banned (a label such as `loopback`, `WHITE_IP 10.0.0.0/8`), or
+   * undefined. `id` may be an address or a network (`2001:db8::/64`): a network is protected
+   * when it holds any protected address. Ids that are not addresses are never protected here.
+   */
+  reason(id: string): string | undefined {
+    if (id.includes('/')) {
+      const c = canonicalNetwork(id)
+      if (c === undefined) return undefined
+      const [net, bits] = ipaddr.parseCIDR(c)
+      return this.overlapReason(net, bits)
+    }
+    const p = parseAddress(id)
+    if (p === undefined) return undefined
+    return this.fixed.find(p.canon, p.addr) ?? this.hosts.find(p.canon, p.addr) ?? this.files.find(p.canon, p.addr) ?? this.self.find(p.canon, p.addr) ?? ALWAYS.find(p.canon, p.addr)
+  }
+
+  /** Whether `id` must never be banned (see `reason`). */
+  has(id: string): boolean {
+    return this.reason(id) !== undefined
+  }
+
+  /** Why the network `net`/`bits` holds a protected address, if it does. */
+  overlapReason(net: Addr, bits: number): string | undefined {
+    return this.fixed.overlap(net, bits) ?? this.hosts.overlap(net, bits) ?? this.files.overlap(net, bits) ?? this.self.overlap(net, bits) ?? ALWAYS.overlap(net, bits)
+  }
+
+  /** Whether an ignorecommand is configured (then `commandIgnores` must be awaited before a ban). */
+  get hasCommand(): boolean {
+    return this.argv !== undefined
+  }
+
+  /**
+   * Runs the ignorecommand for `id` (argv, no shell; `<ip>` and the other tags substituted in
+   * place). Resolves true when it exited with status 0. A timeout, a spawn error or another
+   * status is "not ignored" (logged). Answers are cached for `commandCacheTime` seconds.
+   */
+  async commandIgnores(id: string, tags: CommandTags = {}): Promise<boolean> {
+    const argv = this.argv
+    if (argv === undefined) return false
+    const now = (this.opts.clock ?? (() => Date.now() / 1000))()
+    const hit = this.cmdCache.get(id)
+    if (hit !== undefined && hit.until > now) return hit.ignore
+    const values: Record<string, string> = {}
+    for (const [k, v] of Object.entries(tags)) if (v !== undefined && v !== null && typeof v !== 'object') values[k.toLowerCase()] = String(v)
+    const p = parseAddress(id)
+    values['ip'] = id
+    values['fid'] = id
+    values['family'] = p === undefined ? '' : p.addr.kind() === 'ipv4' ? 'inet4' : 'inet6'
+    const args = argv.map((a) => substituteTags(a, values))
+    const ignore = await this.run(args, id)
+    if (this.cmdCache.size >= 10000) this.cmdCache.clear()
+    this.cmdCache.set(id, {until: now + (this.opts.commandCacheTime ?? 300), ignore})
+    return ignore
+  }
+
+  private run(args: string[], id: string): Promise<boolean> {
+    const where = this.opts.jail !== undefined ? `[${this.opts.jail}] ` : ''
+    return new Promise((resolve) => {
+      let done = false
+      const finish = (v: boolean): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        resolve(v)
+      }
+      let child: ReturnType<typeof spawn>
+      try {
+        child = spawn(args[0]!, args.slice(1), {shell: false, stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true})
+      } catch (e) {
+        this.log.error(`${where}ignorecommand ${args[0]}: ${(e as Error).message}`)
+        resolve(false)
+        return
+      }
+      let err = ''
+      child.stderr?.on('data', (d: Buffer) => {
+        if (err.length < 2000) err += d.toString()
+      })
+      const timer = setTimeout(() => {
+        this.log.error(`${where}ignorecommand ${args[0]} for ${id}: no answer within ${this.opts.commandTimeout ?? 10000} ms, killed (not ignored)`)
+        child.kill('SIGKILL')
+        finish(false)
+      }, this.opts.commandTimeout ?? 10000)
+      child.on('error', (e) => {
+        this.log.error(`${where}ignorecommand ${args[0]}: ${e.message}`)
+        finish(false)
+      })
+      child.on('close', (code) => {
+        if (code !== 0 && code !== 1) this.log.warning(`${where}ignorecommand ${args[0]} for ${id} exited with ${code ?? 'a signal'}${err !== '' ? `: ${err.trim().slice(0, 200)}` : ''} (not ignored)`)
+        finish(code === 0)
+      })
+    })
+  }
+
+  private readSelf(): void {
+    const set = new RangeSet()
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) set.add(a.address.split('%')[0]!, `own address ${a.address}`)
+    }
+    this.self = set
+  }
+
+  private async resolveHosts(): Promise<void> {
+    const names = [...(this.opts.ignoreHosts ?? []), ...[...this.fileHosts.values()].flat()]
+    if (names.length === 0) return
+    const set = new RangeSet()
+    await Promise.all(names.map(async (h) => {
+      try {
+        for (const r of await lookup(h, {all: true})) set.add(r.address, `ignoreip host ${h}`)
+      } catch (e) {
+        this.log.warning(`${this.opts.jail !== undefined ? `[${this.opts.jail}] ` : ''}ignoreip: cannot resolve ${h}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      }
+    }))
+    this.hosts = set
+  }
+
+  private async readFile(file: string): Promise<void> {
+    const set = new RangeSet()
+    const hosts: string[] = []
+    let text: string
+    try {
+      text = await fs.promises.readFile(file, 'utf8')
+    } catch (e) {
+      this.log.warning(`${this.opts.jail !== undefined ? `[${this.opts.jail}] ` : ''}ignoreip file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      this.fileSets.set(file, set)
+      this.rebuildFiles()
+      return
+    }
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.replace(/#.*/, '').trim()
+      if (line === '') return
+      for (const item of line.split(/[\s,]+/)) {
+        if (set.add(item, `ignoreip file ${file}:${i + 1}`)) continue
+        if (/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/.test(item) && !/^[\d.]+$/.test(item)) hosts.push(item)
+        else this.log.warning(`${file}:${i + 1}: not an address, network or host name: ${JSON.stringify(item.slice(0, 80))}`)
+      }
+    })
+    const hostsChanged = (this.fileHosts.get(file) ?? []).join() !== hosts.join()
+    this.fileSets.set(file, set)
+    if (hosts.length > 0) this.fileHosts.set(file, hosts)
+    else this.fileHosts.delete(file)
+    this.rebuildFiles()
+    if (hostsChanged) await this.resolveHosts()
+  }
+
+  private rebuildFiles(): void {
+    const set = new RangeSet()
+    for (const s of this.fileSets.values()) set.addAll(s)
+    this.files = set
+  }
+}
+
+/**
+ * Splits a command line into argv as a POSIX shell reads words: blanks separate, '…' keeps
+ * everything, "…" keeps everything but \" \\ \$ \`, a backslash outside quotes escapes the
+ * next character. Nothing is expanded (no variables, globs, substitutions).
+ */
+export function splitCommandLine(line: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let inWord = false
+  let i = 0
+  while (i < line.length) {
+    const c = line[i]!
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) out.push(cur)
+      cur = ''
+      inWord = false
+      i++
+      continue
+    }
+    inWord = true
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1)
+      if (end < 0) throw new Error(`unterminated ' in ${JSON.stringify(line)}`)
+      cur += line.slice(i + 1, end)
+      i = end + 1
+    } else if (c === '"') {
+      i++
+      while (i < line.length && line[i] !== '"') {
+        if (line[i] === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) i++
+        cur += line[i]
+        i++
+      }
+      if (i >= line.length) throw new Error(`unterminated " in ${JSON.stringify(line)}`)
+      i++
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[i + 1]
+      i += 2
+    } else {
+      cur += c
+      i++
+    }
+  }
+  if (inWord) out.push(cur)
+  return out
+}
+
+/** Replaces `<name>` tags (case-insensitive; `<F-NAME>` too) inside one argument. Unknown tags stay. */
+function substituteTags(arg: string, values: Readonly<Record<string, string>>): string {
+  return arg.replace(/<(?:F-)?([A-Za-z_][\w-]*)>/g, (m, name: string) => values[name.toLowerCase()] ?? m)
+}
