@@ -26,11 +26,15 @@ import {nullLogger, type Logger} from '../log/logger.js'
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6
 
-/** Parsed ranges with a label each (for log messages). */
-class RangeSet {
+/**
+ * A set of addresses and networks parsed once (ipaddr.js values; exact addresses in a Map),
+ * each with a label for log messages. Shared by the never-ban list and `acl` capture filters.
+ */
+export class RangeSet {
   private readonly exact = new Map<string, string>()
   private readonly nets: {net: Addr; bits: number; label: string}[] = []
 
+  /** Adds an address or network (any form `canonicalNetwork` reads); false when it is neither. */
   add(text: string, label: string): boolean {
     const c = canonicalNetwork(text)
     if (c === undefined) return false
@@ -55,6 +59,12 @@ class RangeSet {
   addAll(other: RangeSet): void {
     for (const [a, label] of other.exact) if (!this.exact.has(a)) this.exact.set(a, label)
     this.nets.push(...other.nets)
+  }
+
+  /** The label of a range holding the address text `id` (any form; IPv4-mapped is IPv4), or undefined. */
+  lookup(id: string): string | undefined {
+    const p = parseAddress(id)
+    return p === undefined ? undefined : this.find(p.canon, p.addr)
   }
 
   /** The label of a range holding the address (`canon` canonical text, `addr` parsed). */
@@ -87,7 +97,7 @@ const ALWAYS = new RangeSet()
 for (const r of ['127.0.0.0/8', '::1', '0.0.0.0', '::']) ALWAYS.add(r, 'loopback')
 
 /** Parses an address or returns undefined; IPv4-mapped IPv6 becomes IPv4, a zone is dropped. */
-function parseAddress(id: string): {canon: string; addr: Addr} | undefined {
+export function parseAddress(id: string): {canon: string; addr: Addr} | undefined {
   let s = id
   const zone = s.indexOf('%')
   if (zone >= 0) s = s.slice(0, zone)
