@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {CounterStore, ownString} from '../src/engine/jails/counter.js'
+import {CounterStore, ipv4Number, ipv4Text, ownString} from '../src/engine/jails/counter.js'
+import {prng} from './support/files.js'
 
 describe('CounterStore', () => {
   describe('plain window (lua-spylog: opens at the first failure, lasts findtime)', () => {
@@ -89,5 +90,39 @@ describe('CounterStore', () => {
     const own = ownString(id)
     expect(own).to.equal(id)
     expect(ownString('1.2.3.4')).to.equal('1.2.3.4')
+  })
+
+  it('reads only canonical dotted quads as IPv4 numbers (the text round-trips)', () => {
+    expect(ipv4Number('192.0.2.1')).to.equal(0xc0000201)
+    expect(ipv4Number('255.255.255.255')).to.equal(0xffffffff)
+    expect(ipv4Number('0.0.0.0')).to.equal(0)
+    for (const bad of ['192.0.2.01', '256.1.1.1', '1.2.3', '1.2.3.4.5', '1..2.3', ' 1.2.3.4', '1.2.3.4 ', 'a.b.c.d', '1.2.3.4/32', '', '1234.1.1.1']) expect(ipv4Number(bad), bad).to.equal(-1)
+    const rnd = prng(7)
+    for (let i = 0; i < 1000; i++) {
+      const n = Math.floor(rnd() * 2 ** 32)
+      expect(ipv4Number(ipv4Text(n))).to.equal(n)
+    }
+  })
+
+  it('keeps IPv4 and other keys apart and consistent through heavy churn', () => {
+    const c = new CounterStore({findtime: 100})
+    const rnd = prng(11)
+    const model = new Map<string, number>()
+    for (let i = 0; i < 20000; i++) {
+      const r = Math.floor(rnd() * 3000)
+      const key = r % 3 === 0 ? `user${r}` : r % 3 === 1 ? `10.0.${r >> 8}.${r & 255}` : `2001:db8::${r.toString(16)}`
+      if (rnd() < 0.3) {
+        expect(c.delete(key)).to.equal(model.delete(key))
+      } else {
+        const v = c.add(key, 1, 0)
+        model.set(key, (model.get(key) ?? 0) + 1)
+        expect(v).to.equal(model.get(key))
+      }
+    }
+    expect(c.size).to.equal(model.size)
+    expect([...c.keys()].sort()).to.deep.equal([...model.keys()].sort())
+    for (const [k, v] of model) expect(c.get(k, 0)).to.equal(v)
+    expect(c.purge(1000)).to.equal(model.size)
+    expect(c.size).to.equal(0)
   })
 })

@@ -195,12 +195,22 @@ describe('Jail', () => {
     const kept = jail.failuresOf('192.0.2.1')
     expect(kept.map((f) => f.time)).to.deep.equal([2, 3, 4])
     expect(kept[0]!.lines[0]!.length).to.equal(1025)
-    // more offenders than the budget: the oldest lose their failures, not their counts
-    jail.add(failure('192.0.2.2', 10), 10)
-    jail.add(failure('192.0.2.3', 10), 10)
+    // more repeat offenders than the budget: the oldest lose their failures, not their counts
+    for (const id of ['192.0.2.2', '192.0.2.3']) for (const t of [10, 11]) jail.add(failure(id, t), t)
+    expect(jail.failuresOf('192.0.2.2')).to.have.length(2)
     expect(jail.failuresOf('192.0.2.1')).to.deep.equal([])
     const t = jail.add(failure('192.0.2.1', 11), 11)!
     expect(t.failures.map((f) => f.time)).to.deep.equal([11])
+  })
+
+  it('keeps the failure of one-off offenders in a ring of the most recent ones', () => {
+    const {jail} = make({maxretry: 2}, {maxFirst: 2})
+    for (const id of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) jail.add(failure(id, 1), 1)
+    expect(jail.failuresOf('192.0.2.1')).to.deep.equal([]) // pushed out of the ring
+    expect(jail.failuresOf('192.0.2.3')).to.have.length(1)
+    expect(jail.stats.currentlyFailed).to.equal(3) // counted all the same
+    expect(jail.add(failure('192.0.2.1', 2), 2)!.failures.map((f) => f.time)).to.deep.equal([2])
+    expect(jail.add(failure('192.0.2.2', 3), 3)!.failures.map((f) => f.time)).to.deep.equal([1, 3])
   })
 
   it('purges idle counters; event-time counters by the event clock', () => {

@@ -23,8 +23,34 @@ import ipaddr from 'ipaddr.js'
 import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
 import {nullLogger, type Logger} from '../log/logger.js'
+import {canonicalAddress} from '../net/address.js'
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6
+
+/** An address being checked: its canonical text, parsed by ipaddr.js only when a network needs it. */
+export class Probe {
+  private parsed: Addr | undefined
+  constructor(
+    readonly canon: string,
+    readonly v6: boolean,
+  ) {}
+
+  get addr(): Addr {
+    return (this.parsed ??= ipaddr.parse(this.canon))
+  }
+
+  /** The probe of an address text (any form: IPv4-mapped is IPv4, a zone is dropped), or undefined. */
+  static of(id: string): Probe | undefined {
+    const c = canonicalAddress(id)
+    return c === undefined ? undefined : new Probe(c, c.includes(':'))
+  }
+}
+
+interface Net {
+  readonly net: Addr
+  readonly bits: number
+  readonly label: string
+}
 
 /**
  * A set of addresses and networks parsed once (ipaddr.js values; exact addresses in a Map),
@@ -32,7 +58,8 @@ type Addr = ipaddr.IPv4 | ipaddr.IPv6
  */
 export class RangeSet {
   private readonly exact = new Map<string, string>()
-  private readonly nets: {net: Addr; bits: number; label: string}[] = []
+  private readonly nets4: Net[] = []
+  private readonly nets6: Net[] = []
 
   /** Adds an address or network (any form `canonicalNetwork` reads); false when it is neither. */
   add(text: string, label: string): boolean {
@@ -47,32 +74,35 @@ export class RangeSet {
     const full = net.kind() === 'ipv4' ? 32 : 128
     if (bits === full) {
       if (!this.exact.has(c.slice(0, slash))) this.exact.set(c.slice(0, slash), label)
-    } else this.nets.push({net, bits, label})
+    } else (net.kind() === 'ipv4' ? this.nets4 : this.nets6).push({net, bits, label})
     return true
   }
 
   get size(): number {
-    return this.exact.size + this.nets.length
+    return this.exact.size + this.nets4.length + this.nets6.length
   }
 
   /** Adds every range of `other`, with its labels. */
   addAll(other: RangeSet): void {
     for (const [a, label] of other.exact) if (!this.exact.has(a)) this.exact.set(a, label)
-    this.nets.push(...other.nets)
+    this.nets4.push(...other.nets4)
+    this.nets6.push(...other.nets6)
   }
 
   /** The label of a range holding the address text `id` (any form; IPv4-mapped is IPv4), or undefined. */
   lookup(id: string): string | undefined {
-    const p = parseAddress(id)
-    return p === undefined ? undefined : this.find(p.canon, p.addr)
+    const p = Probe.of(id)
+    return p === undefined ? undefined : this.find(p)
   }
 
-  /** The label of a range holding the address (`canon` canonical text, `addr` parsed). */
-  find(canon: string, addr: Addr): string | undefined {
-    const e = this.exact.get(canon)
+  /** The label of a range holding the probed address. */
+  find(p: Probe): string | undefined {
+    const e = this.exact.get(p.canon)
     if (e !== undefined) return e
-    const kind = addr.kind()
-    for (const n of this.nets) if (n.net.kind() === kind && addr.match(n.net, n.bits)) return n.label
+    const nets = p.v6 ? this.nets6 : this.nets4
+    if (nets.length === 0) return undefined
+    const addr = p.addr
+    for (const n of nets) if (addr.match(n.net, n.bits)) return n.label
     return undefined
   }
 
@@ -83,10 +113,8 @@ export class RangeSet {
       const p = ipaddr.parse(a)
       if (p.kind() === kind && p.match(net, bits)) return label
     }
-    for (const n of this.nets) {
-      if (n.net.kind() !== kind) continue
-      const b = Math.min(bits, n.bits)
-      if (net.match(n.net, b)) return n.label
+    for (const n of kind === 'ipv4' ? this.nets4 : this.nets6) {
+      if (net.match(n.net, Math.min(bits, n.bits))) return n.label
     }
     return undefined
   }
@@ -96,20 +124,9 @@ export class RangeSet {
 const ALWAYS = new RangeSet()
 for (const r of ['127.0.0.0/8', '::1', '0.0.0.0', '::']) ALWAYS.add(r, 'loopback')
 
-/** Parses an address or returns undefined; IPv4-mapped IPv6 becomes IPv4, a zone is dropped. */
-export function parseAddress(id: string): {canon: string; addr: Addr} | undefined {
-  let s = id
-  const zone = s.indexOf('%')
-  if (zone >= 0) s = s.slice(0, zone)
-  if (!ipaddr.isValid(s)) return undefined
-  // Only dotted quads with four parts count as IPv4 (ipaddr.js also reads "10" or "0x7f.1").
-  if (!s.includes(':') && !/^\d{1,3}(?:\.\d{1,3}){3}$/.test(s)) return undefined
-  try {
-    const addr = ipaddr.process(s)
-    return {canon: addr.toString(), addr}
-  } catch {
-    return undefined
-  }
+/** Whether a probed address is loopback or unspecified (string tests on the canonical form: no parse). */
+function isAlways(p: Probe): boolean {
+  return p.v6 ? p.canon === '::1' || p.canon === '::' : p.canon.startsWith('127.') || p.canon === '0.0.0.0'
 }
 
 export interface NeverBanOptions {
@@ -222,9 +239,9 @@ export class NeverBan {
       const [net, bits] = ipaddr.parseCIDR(c)
       return this.overlapReason(net, bits)
     }
-    const p = parseAddress(id)
+    const p = Probe.of(id)
     if (p === undefined) return undefined
-    return this.fixed.find(p.canon, p.addr) ?? this.hosts.find(p.canon, p.addr) ?? this.files.find(p.canon, p.addr) ?? this.self.find(p.canon, p.addr) ?? ALWAYS.find(p.canon, p.addr)
+    return this.fixed.find(p) ?? this.hosts.find(p) ?? this.files.find(p) ?? this.self.find(p) ?? (isAlways(p) ? 'loopback' : undefined)
   }
 
   /** Whether `id` must never be banned (see `reason`). */
@@ -255,10 +272,10 @@ export class NeverBan {
     if (hit !== undefined && hit.until > now) return hit.ignore
     const values: Record<string, string> = {}
     for (const [k, v] of Object.entries(tags)) if (v !== undefined && v !== null && typeof v !== 'object') values[k.toLowerCase()] = String(v)
-    const p = parseAddress(id)
+    const p = Probe.of(id)
     values['ip'] = id
     values['fid'] = id
-    values['family'] = p === undefined ? '' : p.addr.kind() === 'ipv4' ? 'inet4' : 'inet6'
+    values['family'] = p === undefined ? '' : p.v6 ? 'inet6' : 'inet4'
     const args = argv.map((a) => substituteTags(a, values))
     const ignore = await this.run(args, id)
     if (this.cmdCache.size >= 10000) this.cmdCache.clear()

@@ -49,8 +49,10 @@ export interface JailDeps {
   readonly ipv6Prefix?: number
   /** Ticket time is the failure's counting time instead of the clock (dry-run replays). */
   readonly timeFromEvents?: boolean
-  /** Offenders whose failures are kept for tickets and status (default 100 000). */
+  /** Offenders with two failures or more whose failures are kept for tickets and status (default 20 000; about the most recent ones). */
   readonly maxDetailed?: number
+  /** Offenders seen once whose failure is kept (default 4096, the most recent ones). */
+  readonly maxFirst?: number
   /** Random source for rndtime (tests). */
   readonly random?: () => number
 }
@@ -84,6 +86,18 @@ export class Jail {
   private readonly eventTime: boolean
   private readonly maxDetailed: number
   private readonly detail = new Map<string, Kept[]>()
+  /** Keys of `detail` in the order they got a list (may hold keys deleted since; see evictDetail). */
+  private detailOrder: string[] = []
+  private detailHead = 0
+  /**
+   * The failure of offenders seen once so far, in a ring of `maxFirst` entries: a spray of
+   * one-off addresses never piles up log lines, while an offender that comes back soon finds
+   * its first failure here.
+   */
+  private readonly first = new Map<string, Kept>()
+  private readonly ringKeys: (string | undefined)[]
+  private readonly ringVals: (Kept | undefined)[]
+  private ringPos = 0
   private readonly awaiting = new WeakSet<Ticket>()
   private total = 0
   /** receive time − event time of the latest failure counted in event time. */
@@ -106,7 +120,10 @@ export class Jail {
     const p = deps.ipv6Prefix ?? cfg.ipv6Prefix
     this.prefix = p !== undefined && p > 0 && p < 128 ? p : undefined
     this.eventTime = cfg.counter.time === 'filter'
-    this.maxDetailed = deps.maxDetailed ?? 100_000
+    this.maxDetailed = deps.maxDetailed ?? 20_000
+    const ring = Math.max(1, deps.maxFirst ?? 4096)
+    this.ringKeys = new Array<string | undefined>(ring)
+    this.ringVals = new Array<Kept | undefined>(ring)
   }
 
   get stats(): JailStats {
@@ -115,7 +132,10 @@ export class Jail {
 
   /** The failures kept for an offender (counter key), oldest first. */
   failuresOf(id: string): Failure[] {
-    return (this.detail.get(id) ?? []).map((k) => k.f)
+    const list = this.detail.get(id)
+    if (list !== undefined) return list.map((k) => k.f)
+    const one = this.first.get(id)
+    return one !== undefined ? [one.f] : []
   }
 
   /** Offenders with a live counter. */
@@ -127,6 +147,7 @@ export class Jail {
   forget(id: string): void {
     this.store?.delete(id)
     this.detail.delete(id)
+    this.first.delete(id)
   }
 
   /**
@@ -138,7 +159,10 @@ export class Jail {
     if (this.store === undefined) return 0
     const ref = this.eventTime ? now - this.skew : now
     const n = this.store.purge(ref)
-    if (n > 0) for (const id of [...this.detail.keys()]) if (!this.store.has(id)) this.detail.delete(id)
+    if (n > 0) {
+      for (const id of [...this.detail.keys()]) if (!this.store.has(id)) this.detail.delete(id)
+      for (const id of [...this.first.keys()]) if (!this.store.has(id)) this.first.delete(id)
+    }
     return n
   }
 
@@ -162,14 +186,16 @@ export class Jail {
       const delta = cnt.type === 'accumulate' ? numberOr(f.data[cnt.value], 1) : 1
       value = this.store!.add(key, delta, t)
       // A count equal to this failure's own share: its window (re)started here.
-      if (value === delta) this.detail.delete(key)
+      const fresh = value === delta
+      if (fresh) this.detail.delete(key)
       // Keep the failure (pruned to the window) for the ticket and status.
-      this.keep(key, f, t)
+      if (this.cfg.maxretry > 1) this.keep(key, f, t, fresh)
     }
     if (this.log.enabled('debug')) this.log.debug(`[${this.name}] Found ${key} - ${value}/${this.cfg.maxretry} (filter ${f.filter})`)
     if (value < this.cfg.maxretry) return undefined
 
-    const kept = cnt.type === 'fixed' ? [{f: trimFailure(f), t}] : (this.detail.get(key) ?? [{f: trimFailure(f), t}])
+    const one = this.first.get(key)
+    const kept = cnt.type === 'fixed' ? [{f: trimFailure(f), t}] : (this.detail.get(key) ?? (one !== undefined ? [one] : [{f: trimFailure(f), t}]))
     if (cnt.type !== 'fixed' && !this.cfg.noreset) this.forget(key)
     return this.ticket(key, f, kept, t, value)
   }
@@ -225,14 +251,32 @@ export class Jail {
     return key
   }
 
-  private keep(key: string, f: Failure, t: number): void {
+  private keep(key: string, f: Failure, t: number, fresh: boolean): void {
+    const k: Kept = {f: trimFailure(f), t}
+    if (fresh) {
+      // First failure of a window: into the ring (the oldest ring entry leaves).
+      const pos = this.ringPos
+      const oldKey = this.ringKeys[pos]
+      if (oldKey !== undefined && this.first.get(oldKey) === this.ringVals[pos]) this.first.delete(oldKey)
+      this.ringKeys[pos] = key
+      this.ringVals[pos] = k
+      this.ringPos = pos + 1 === this.ringKeys.length ? 0 : pos + 1
+      this.first.set(key, k)
+      return
+    }
     let list = this.detail.get(key)
     const max = this.cfg.maxretry
     const horizon = t - this.cfg.findtime
     if (list === undefined) {
+      const one = this.first.get(key)
       list = []
+      if (one !== undefined) {
+        this.first.delete(key)
+        if (one.t >= horizon && one.t <= t + this.cfg.findtime) list.push(one)
+      }
       this.detail.set(key, list)
-      if (this.detail.size > this.maxDetailed) this.detail.delete(this.detail.keys().next().value as string)
+      this.detailOrder.push(key)
+      if (this.detail.size > this.maxDetailed) this.evictDetail()
     } else if (list.length > 0 && (list[0]!.t < horizon || list[0]!.t > t + this.cfg.findtime)) {
       // Window restarted or slid: drop failures outside it.
       const lo = horizon
@@ -240,8 +284,25 @@ export class Jail {
       list = list.filter((k) => k.t >= lo && k.t <= hi)
       this.detail.set(key, list)
     }
-    list.push({f: trimFailure(f), t})
+    list.push(k)
     if (list.length > max) list.splice(0, list.length - max)
+  }
+
+  /**
+   * Drops the failures of the offender that got them earliest. A FIFO of keys rather than the
+   * Map's first key: V8 walks over deleted entries to find that, which is quadratic under churn.
+   * Keys forgotten meanwhile are skipped.
+   */
+  private evictDetail(): void {
+    while (this.detailHead < this.detailOrder.length && this.detail.size > this.maxDetailed) {
+      const k = this.detailOrder[this.detailHead]!
+      this.detailOrder[this.detailHead++] = ''
+      this.detail.delete(k)
+    }
+    if (this.detailHead > 1024 && this.detailHead * 2 > this.detailOrder.length) {
+      this.detailOrder = this.detailOrder.slice(this.detailHead).filter((k) => this.detail.has(k))
+      this.detailHead = 0
+    }
   }
 
   private ticket(key: string, f: Failure, kept: readonly Kept[], t: number, value: number): Ticket {
