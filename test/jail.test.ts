@@ -158,6 +158,14 @@ describe('Jail', () => {
     expect(await jail.admit(no)).to.equal(false)
     expect(history.count('192.0.2.51', 'sshd')).to.equal(1)
     expect(history.count('192.0.2.50', 'sshd')).to.equal(0)
+    // a /64 ticket asks the command about the offender's address, not the network
+    const v6dir = tempTree({'check.sh': '#!/bin/sh\nprintf "%s\\n" "$1" >> "$(dirname "$0")/asked"\nexit 1\n'})
+    fs.chmodSync(path.join(v6dir, 'check.sh'), 0o755)
+    const v6 = make({maxretry: 1, ipv6Prefix: 64}, {neverBan: new NeverBan({ignoreCommand: `${path.join(v6dir, 'check.sh')} <ip>`, ignoreSelf: false})}).jail
+    const t6 = v6.add(failure('2001:db8:3:4::99', 1), 1)!
+    expect(t6.id).to.equal('2001:db8:3:4::/64')
+    expect(await v6.admit(t6)).to.equal(true)
+    expect(fs.readFileSync(path.join(v6dir, 'asked'), 'utf8')).to.equal('2001:db8:3:4::99\n')
     // jails without a command admit at once (and have recorded the ban already)
     const plain = make({maxretry: 1})
     const t = plain.jail.add(failure('192.0.2.52', 1), 1)!
@@ -224,6 +232,20 @@ describe('Jail', () => {
     jail.add(failure('192.0.2.3', 3000), 3000)
     jail.forget('192.0.2.3')
     expect(jail.stats.currentlyFailed).to.equal(0)
+  })
+
+  it('takes hostile failures without throwing and without unbounded keys', () => {
+    const {jail} = make({maxretry: 2, counter: {type: 'increment', capture: 'user', value: 'value', time: 'filter'}})
+    const huge = 'A'.repeat(70000)
+    const odd: Failure[] = [
+      failure('\u0000\ud800', 1, {user: huge}), failure('x', Number.NaN, {user: {toString: null}}), failure('y', 1, {user: null}),
+      failure('$(reboot)', Number.POSITIVE_INFINITY, {user: '\u0000'}), failure(huge, 1, {user: huge + 'B'}),
+    ]
+    const tickets = odd.map((f) => jail.add(f, 1))
+    expect(tickets.slice(0, 4)).to.deep.equal([undefined, undefined, undefined, undefined])
+    const t = tickets[4]! // the two huge users share their first 512 characters
+    expect(t.id).to.have.length(512)
+    expect(t.isAddress).to.equal(false)
   })
 
   it('reports unknown parameters and leaves them as written', () => {

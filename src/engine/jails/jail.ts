@@ -64,6 +64,9 @@ export interface JailStats {
   readonly totalFailed: number
 }
 
+/** Longest counter key taken from a capture (longer values are cut). */
+const MAX_KEY = 512
+
 /** Longest log line kept in a ticket. */
 const MAX_LINE = 1024
 
@@ -207,7 +210,10 @@ export class Jail {
   async admit(ticket: Ticket): Promise<boolean> {
     if (!this.awaiting.has(ticket)) return true
     this.awaiting.delete(ticket)
-    const probe = ticket.failures.at(-1)?.ip ?? ticket.id
+    // The command is asked about an address: the ticket's own, else (a network or another
+    // captured value) the address of the last failure.
+    const last = ticket.failures.at(-1)
+    const probe = ticket.isAddress && !ticket.id.includes('/') ? ticket.id : (last?.ip ?? last?.id ?? ticket.id)
     if (await this.deps.neverBan.commandIgnores(probe, {...ticket.data, fid: ticket.id})) {
       this.log.notice(`[${this.name}] Ignore ${ticket.id} by command`)
       return false
@@ -229,6 +235,8 @@ export class Jail {
         return undefined
       }
       key = String(v)
+      // A hostile log cannot make keys of any size: long captured values are cut.
+      if (key.length > MAX_KEY) key = key.slice(0, MAX_KEY)
     }
     // The address behind the failure is checked whatever is counted.
     const addr = f.ip ?? f.id
