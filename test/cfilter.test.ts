@@ -50,7 +50,9 @@ describe('capture filters', () => {
 
   it('prefix: longest match, inline lists and maps, and prefix files', () => {
     const t = new PrefixTable()
-    t.add('7', 'Russia'); t.add('7495', 'Moscow'); t.add('1', 'NANP')
+    t.add('7', 'Russia')
+    t.add('7495', 'Moscow')
+    t.add('1', 'NANP')
     expect(t.longest('74951234')).to.deep.equal({prefix: '7495', label: 'Moscow'})
     expect(t.longest('7812')).to.deep.equal({prefix: '7', label: 'Russia'})
     expect(t.longest('44')).to.equal(undefined)

@@ -74,14 +74,15 @@ describe('geoip', () => {
     let calls = 0
     const inner: GeoipProvider = {lookup: (ip) => (calls++, {country: ip, continent: 'XX'})}
     const c = new CachedGeoip(inner, 2)
-    c.lookup('a'); c.lookup('b'); c.lookup('a'); c.lookup('c') // evicts b (a was used more recently)
+    for (const ip of ['a', 'b', 'a', 'c']) c.lookup(ip) // c evicts b (a was used more recently)
     expect(calls).to.equal(3)
     c.lookup('a')
     expect(calls).to.equal(3)
     c.lookup('b')
     expect(calls).to.equal(4)
     const l = new Lru<string, number>(1)
-    l.set('x', 1); l.set('y', 2)
+    l.set('x', 1)
+    l.set('y', 2)
     expect([l.get('x'), l.get('y'), l.size]).to.deep.equal([undefined, 2, 1])
   })
 

@@ -60,11 +60,14 @@ export class RangeSet {
   private readonly exact = new Map<string, string>()
   private readonly nets4: Net[] = []
   private readonly nets6: Net[] = []
+  /** The exact addresses parsed (for `overlap`), built on first need. */
+  private parsedExact: {addr: Addr; label: string}[] | undefined
 
   /** Adds an address or network (any form `canonicalNetwork` reads); false when it is neither. */
   add(text: string, label: string): boolean {
     const c = canonicalNetwork(text)
     if (c === undefined) return false
+    this.parsedExact = undefined
     const slash = c.indexOf('/')
     if (slash < 0) {
       if (!this.exact.has(c)) this.exact.set(c, label)
@@ -85,6 +88,7 @@ export class RangeSet {
   /** Adds every range of `other`, with its labels. */
   addAll(other: RangeSet): void {
     for (const [a, label] of other.exact) if (!this.exact.has(a)) this.exact.set(a, label)
+    this.parsedExact = undefined
     this.nets4.push(...other.nets4)
     this.nets6.push(...other.nets6)
   }
@@ -109,10 +113,8 @@ export class RangeSet {
   /** The label of a range sharing any address with the network `net`/`bits`. */
   overlap(net: Addr, bits: number): string | undefined {
     const kind = net.kind()
-    for (const [a, label] of this.exact) {
-      const p = ipaddr.parse(a)
-      if (p.kind() === kind && p.match(net, bits)) return label
-    }
+    this.parsedExact ??= [...this.exact].map(([a, label]) => ({addr: ipaddr.parse(a), label}))
+    for (const {addr, label} of this.parsedExact) if (addr.kind() === kind && addr.match(net, bits)) return label
     for (const n of kind === 'ipv4' ? this.nets4 : this.nets6) {
       if (net.match(n.net, Math.min(bits, n.bits))) return n.label
     }
