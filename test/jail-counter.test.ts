@@ -124,5 +124,9 @@ describe('CounterStore', () => {
     for (const [k, v] of model) expect(c.get(k, 0)).to.equal(v)
     expect(c.purge(1000)).to.equal(model.size)
     expect(c.size).to.equal(0)
+    // the emptied store (shrunk back) works as new
+    for (let i = 0; i < 3000; i++) c.add(ipv4Text(0x0a000000 + i), 1, 2000)
+    expect(c.add('10.0.0.7', 1, 2001)).to.equal(2)
+    expect(c.size).to.equal(3000)
   })
 })

@@ -213,6 +213,22 @@ describe('Jail', () => {
     expect(t.failures.map((f) => f.time)).to.deep.equal([11])
   })
 
+  it('keeps failure details right through long churn (bans, purges, evictions)', () => {
+    const {jail} = make({maxretry: 3, findtime: 50}, {maxDetailed: 3})
+    let tickets = 0
+    for (let i = 0; i < 5000; i++) {
+      const id = `198.18.${i >> 8 & 255}.${i & 255}`
+      for (const dt of [0, 1, 2]) if (jail.add(failure(id, i + dt), i + dt) !== undefined) tickets++
+      if (i % 500 === 0) jail.purge(10_000_000)
+    }
+    expect(tickets).to.equal(5000)
+    // four offenders in progress with two failures each: the three latest keep theirs
+    const ids = ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4']
+    for (const id of ids) for (const t of [6000, 6001]) jail.add(failure(id, t), t)
+    expect(ids.map((id) => jail.failuresOf(id).length)).to.deep.equal([0, 2, 2, 2])
+    expect(jail.add(failure('203.0.113.4', 6002), 6002)!.failures).to.have.length(3)
+  })
+
   it('keeps the failure of one-off offenders in a ring of the most recent ones', () => {
     const {jail} = make({maxretry: 2}, {maxFirst: 2})
     for (const id of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) jail.add(failure(id, 1), 1)

@@ -69,6 +69,10 @@ class Ipv4Index {
   private mask: number
   /** Live entries. */
   size = 0
+
+  get capacity(): number {
+    return this.keys.length
+  }
   /** Live entries and tombstones. */
   private filled = 0
 
@@ -151,7 +155,8 @@ export class CounterStore {
   /** Keys other than canonical IPv4 addresses → slot. */
   private readonly index = new Map<string, number>()
   /** Canonical IPv4 keys → slot. */
-  private readonly v4 = new Ipv4Index()
+  private v4 = new Ipv4Index()
+  private readonly initialCap: number
   private readonly findtime: number
   private readonly resolution: number | undefined
   /** Buckets in the sliding window. */
@@ -170,7 +175,7 @@ export class CounterStore {
     this.findtime = opts.findtime
     this.resolution = opts.resolution !== undefined && opts.resolution > 0 ? opts.resolution : undefined
     this.nBuckets = this.resolution !== undefined ? Math.max(1, Math.ceil(this.findtime / this.resolution)) : 0
-    this.cap = Math.max(16, opts.capacity ?? 1024)
+    this.cap = this.initialCap = Math.max(16, opts.capacity ?? 1024)
     this.start = new Float64Array(this.cap)
     this.value = new Float64Array(this.resolution === undefined ? this.cap : 0)
   }
@@ -313,9 +318,16 @@ export class CounterStore {
     for (const k of gone) this.release(this.v4.delete(k))
     n += gone.length
     if (this.size === 0) {
+      // Everything expired (the end of a spray): give the memory back.
       this.free = []
       this.next = 0
       this.pairs = []
+      if (this.cap > this.initialCap) {
+        this.cap = this.initialCap
+        this.start = new Float64Array(this.cap)
+        this.value = new Float64Array(this.resolution === undefined ? this.cap : 0)
+      }
+      if (this.v4.capacity > 1024) this.v4 = new Ipv4Index()
     }
     return n
   }

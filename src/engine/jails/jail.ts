@@ -285,6 +285,7 @@ export class Jail {
       this.detail.set(key, list)
       this.detailOrder.push(key)
       if (this.detail.size > this.maxDetailed) this.evictDetail()
+      else if (this.detailOrder.length - this.detailHead > 2 * this.detail.size + 1024) this.compactOrder()
     } else if (list.length > 0 && (list[0]!.t < horizon || list[0]!.t > t + this.cfg.findtime)) {
       // Window restarted or slid: drop failures outside it.
       const lo = horizon
@@ -307,10 +308,22 @@ export class Jail {
       this.detailOrder[this.detailHead++] = ''
       this.detail.delete(k)
     }
-    if (this.detailHead > 1024 && this.detailHead * 2 > this.detailOrder.length) {
-      this.detailOrder = this.detailOrder.slice(this.detailHead).filter((k) => this.detail.has(k))
-      this.detailHead = 0
+    if (this.detailHead > 1024 && this.detailHead * 2 > this.detailOrder.length) this.compactOrder()
+  }
+
+  /** Drops consumed, forgotten and repeated keys from the FIFO (forget and purge leave them there). */
+  private compactOrder(): void {
+    const seen = new Set<string>()
+    const out: string[] = []
+    for (let i = this.detailOrder.length - 1; i >= this.detailHead; i--) {
+      const k = this.detailOrder[i]!
+      if (this.detail.has(k) && !seen.has(k)) {
+        seen.add(k)
+        out.push(k)
+      }
     }
+    this.detailOrder = out.reverse()
+    this.detailHead = 0
   }
 
   private ticket(key: string, f: Failure, kept: readonly Kept[], t: number, value: number): Ticket {
