@@ -360,6 +360,12 @@ export interface JailConfig {
   /** fail2ban `ignorecommand`: a command with `<ip>` and other tags; exit status 0 means "ignore this offender". */
   readonly ignoreCommand?: string
   readonly banTimeIncrement?: BanTimeIncrement
+  /**
+   * spylog extension: count and ban IPv6 offenders by network, this prefix length (e.g. 64: an
+   * attacker rotating addresses inside its /64 is one offender, banned as `2001:db8::/64`).
+   * A network holding a never-ban address is not banned as a whole (the address alone is).
+   */
+  readonly ipv6Prefix?: number
 }
 
 // ---------------------------------------------------------------------------------------------
