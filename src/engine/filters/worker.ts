@@ -9,6 +9,7 @@ import '../patterns/safety.js'
 import {SinkLogger} from '../log/logger.js'
 import type {HostMessage, WorkerMessage} from './host.js'
 import {FilterService} from './service.js'
+import {buildCaptureFilter} from '../jails/cfilter.js'
 import type {Failure} from '../types.js'
 
 const port = parentPort!
@@ -23,7 +24,7 @@ port.on('message', (m: HostMessage) => {
   switch (m.type) {
     case 'init':
       try {
-        service = new FilterService({filters: m.filters}, {log}, m.only === undefined ? undefined : new Set(m.only))
+        service = new FilterService({filters: m.filters}, {log, captureFilter: (c) => buildCaptureFilter(c, {log})}, m.only === undefined ? undefined : new Set(m.only))
         service.seedStats(counters)
         post({type: 'ready'})
       } catch (e) {
