@@ -3,6 +3,7 @@
  * the text exposition format 0.0.4; the Histogram and the --metrics address parser.
  */
 import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
 import path from 'node:path'
 import {Histogram, parseListenAddress, startMetricsServer, type MetricsServer} from '../src/engine/control/metrics.js'
 import {JAILS, MemoryTarget} from './support/control-target.js'
@@ -144,6 +145,32 @@ describe('metrics endpoint', function () {
     expect(buckets.at(-1)!.value).to.equal(5)
     expect(value(parsed, 'spylog_filter_match_seconds_count', {filter: 'sshd'})).to.equal(5)
     expect(value(parsed, 'spylog_filter_match_seconds_sum', {filter: 'sshd'})).to.be.closeTo(target.filters.get('sshd')!.h.snapshot().sum, 1e-12)
+  })
+
+  it("is read the same by Prometheus' own parser (python3-prometheus-client)", async () => {
+    for (let i = 0; i < 3; i++) target.fail('sshd', '192.0.2.7', 'Failed password')
+    target.sources.set('a "quoted"\\ source\nname', {name: 'a "quoted"\\ source\nname', kind: 'file', records: 1, bytes: 2, errors: 3, drops: 4, state: 'running'})
+    server = await startMetricsServer({target, port: 0})
+    const text = await (await fetch(server.url)).text()
+    const script = [
+      'import json, sys',
+      'from prometheus_client.parser import text_string_to_metric_families',
+      'out = []',
+      'for fam in text_string_to_metric_families(sys.stdin.read()):',
+      '    for s in fam.samples:',
+      '        out.append([fam.type, s.name, s.labels, s.value])',
+      'print(json.dumps(out))',
+    ].join('\n')
+    const r = spawnSync('/usr/bin/python3', ['-c', script], {input: text, encoding: 'utf8'})
+    expect(r.status, `${r.stderr}\n(the Debian package python3-prometheus-client provides the reference parser)`).to.equal(0)
+    const theirs = (JSON.parse(r.stdout) as [string, string, Record<string, string>, number][])
+      .map(([, name, labels, v]) => JSON.stringify([name, Object.entries(labels).sort(), v])).sort()
+    const ours = parseExposition(text).samples.map((x) => JSON.stringify([x.name, Object.entries(x.labels).sort(), x.value])).sort()
+    expect(theirs).to.deep.equal(ours)
+    const types = new Map((JSON.parse(r.stdout) as [string, string][]).map(([t, n]) => [n, t]))
+    expect(types.get('spylog_jail_bans_total')).to.equal('counter')
+    expect(types.get('spylog_filter_match_seconds_bucket')).to.equal('histogram')
+    expect(types.get('spylog_action_queue_depth')).to.equal('gauge')
   })
 
   it('follows the daemon: a new failure and ban show in the next scrape', async () => {
