@@ -61,7 +61,7 @@ function inNetwork(id: string, net: string): boolean {
 /** The in-memory daemon. `now` is the clock (Unix seconds), settable by tests. */
 export class MemoryTarget implements ControlTarget {
   now = 1_800_000_000
-  readonly started = this.now - 3723
+  started = this.now - 3723
   readonly jails = new Map<string, Jail>()
   readonly sources = new Map<string, SourceStatus>()
   readonly filters = new Map<string, {lines: number; matched: number; ignored: number; h: Histogram}>()
@@ -162,7 +162,7 @@ export class MemoryTarget implements ControlTarget {
 
   private banInfo(j: Jail, id: string, b: Ban): BanDetail {
     const timeLeft = b.bantime < 0 ? -1 : Math.max(0, b.time + b.bantime - this.now)
-    return {jail: j.def.name, id, time: b.time, bantime: b.bantime, timeLeft, banCount: b.banCount, manual: b.manual || undefined, failures: b.failures}
+    return {jail: j.def.name, id, time: b.time, bantime: b.bantime, timeLeft, banCount: b.banCount, ...(b.manual ? {manual: true} : {}), failures: b.failures}
   }
 
   status(): StatusResult {
