@@ -11,7 +11,9 @@ import path from 'node:path'
 import {SinkLogger, memorySink} from '../src/engine/log/logger.js'
 import {ControlClientError, request} from '../src/engine/control/client.js'
 import {defaultDataDir, defaultSocketPath, resolveControlPaths, WINDOWS_PIPE} from '../src/engine/control/paths.js'
-import {MAX_REQUEST_BYTES, PROTOCOL_VERSION, type StatusResult} from '../src/engine/control/protocol.js'
+import {banDetail, MAX_REQUEST_BYTES, PROTOCOL_VERSION, sourceStatus, type StatusResult} from '../src/engine/control/protocol.js'
+import {newStats} from '../src/engine/sources/source.js'
+import type {Ticket} from '../src/engine/types.js'
 import {startControlServer, type ControlServer} from '../src/engine/control/server.js'
 import {ensureToken, readToken} from '../src/engine/control/token.js'
 import {JAILS, MemoryTarget} from './support/control-target.js'
@@ -354,6 +356,31 @@ describe('control channel', function () {
       while (fs.existsSync(d.socketPath) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50))
       expect(d.target.stopped).to.equal(true)
       expect(fs.existsSync(d.socketPath)).to.equal(false)
+    })
+  })
+
+  describe('conversions for the daemon', () => {
+    it('turns a Ticket and a Source into plain JSON that survives the wire unchanged', () => {
+      const t: Ticket = {
+        uuid: 'u1', jail: 'sshd', filter: 'sshd', id: '192.0.2.7', isAddress: true, time: 1000, bantime: 600, banCount: 2, manual: true,
+        data: {user: 'root'},
+        failures: [
+          {filter: 'sshd', id: '192.0.2.7', time: 990, data: {user: 'root', port: 22, extra: {a: 1}, nothing: undefined}, lines: ['Failed password for root', 'x'.repeat(5000)]},
+          {filter: 'sshd', id: '192.0.2.7', time: undefined, data: {}, lines: ['no date']},
+        ],
+      }
+      const d = banDetail(t, 1100)
+      expect(JSON.parse(JSON.stringify(d))).to.deep.equal(d)
+      expect(d).to.deep.include({jail: 'sshd', id: '192.0.2.7', time: 1000, bantime: 600, timeLeft: 500, banCount: 2, manual: true})
+      expect(d.failures[0]!.data).to.deep.equal({user: 'root', port: '22', extra: '{"a":1}'})
+      expect(d.failures[0]!.lines[1]).to.have.length(4097)
+      expect(d.failures[1]).to.deep.equal({filter: 'sshd', lines: ['no date']})
+      expect(banDetail({...t, bantime: -1, manual: undefined}, 5000)).to.deep.include({timeLeft: -1}).and.not.have.property('manual')
+      expect(banDetail(t, 9999).timeLeft).to.equal(0)
+
+      const stats = {...newStats(), records: 3, bytes: 40, state: 'running' as const, lastRecord: 77}
+      const s = sourceStatus({name: 'auth', kind: 'file', stats}, '/var/log/auth.log')
+      expect(s).to.deep.equal({name: 'auth', kind: 'file', spec: '/var/log/auth.log', records: 3, bytes: 40, errors: 0, drops: 0, state: 'running', lastRecord: 77})
     })
   })
 

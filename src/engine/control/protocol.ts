@@ -10,6 +10,9 @@
  * socket unchanged. Times are Unix seconds; durations are seconds, -1 meaning "never ends".
  */
 
+import type {Source} from '../sources/source.js'
+import type {Failure, Ticket} from '../types.js'
+
 /** Version of the wire protocol. A request or response of another version is refused with a clear error. */
 export const PROTOCOL_VERSION = 1
 
@@ -335,4 +338,56 @@ export function validateArgs(cmd: unknown, args: unknown): {cmd: CommandName; ar
     default:
       return {cmd: cmd as CommandName, args: {}}
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions the daemon uses to fill replies
+
+/** Longest capture value or log line kept in a reply (longer ones are cut, with an ellipsis). */
+const MAX_TEXT = 4096
+
+function cut(s: string): string {
+  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) + '…' : s
+}
+
+/** A Failure as plain JSON: captures stringified (objects as JSON), long texts cut. */
+export function failureInfo(f: Failure): FailureInfo {
+  const data: Record<string, string> = {}
+  for (const [k, v] of Object.entries(f.data)) {
+    if (v === undefined || v === null) continue
+    data[k] = cut(typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v))
+  }
+  const out: FailureInfo = {filter: f.filter, lines: f.lines.map(cut)}
+  if (f.time !== undefined) out.time = f.time
+  if (Object.keys(data).length > 0) out.data = data
+  return out
+}
+
+/** A Ticket as an active ban, with the time left at `now` (Unix seconds). */
+export function banInfo(t: Ticket, now: number): BanInfo {
+  const b: BanInfo = {
+    jail: t.jail,
+    id: t.id,
+    time: t.time,
+    bantime: t.bantime,
+    timeLeft: t.bantime < 0 ? -1 : Math.max(0, Math.round(t.time + t.bantime - now)),
+    banCount: t.banCount,
+  }
+  if (t.manual === true) b.manual = true
+  return b
+}
+
+/** A Ticket with its failures (`spylog banned`). */
+export function banDetail(t: Ticket, now: number): BanDetail {
+  return {...banInfo(t, now), failures: t.failures.map(failureInfo)}
+}
+
+/** A running Source and its counters; `spec` says what it reads (path, address) for display. */
+export function sourceStatus(s: Pick<Source, 'name' | 'kind' | 'stats'>, spec?: string): SourceStatus {
+  const st = s.stats
+  const out: SourceStatus = {name: s.name, kind: s.kind, records: st.records, bytes: st.bytes, errors: st.errors, drops: st.drops, state: st.state}
+  if (spec !== undefined) out.spec = spec
+  if (st.lastRecord !== undefined) out.lastRecord = st.lastRecord
+  if (st.lastError !== undefined) out.lastError = st.lastError
+  return out
 }
