@@ -16,6 +16,7 @@ import {newStats} from '../src/engine/sources/source.js'
 import type {Ticket} from '../src/engine/types.js'
 import {startControlServer, type ControlServer} from '../src/engine/control/server.js'
 import {ensureToken, readToken} from '../src/engine/control/token.js'
+import {formatSpan, printable} from '../src/engine/control/render.js'
 import {JAILS, MemoryTarget} from './support/control-target.js'
 import {prng, tempTree} from './support/files.js'
 
@@ -31,7 +32,7 @@ interface Daemon {
 
 const running: ControlServer[] = []
 
-async function startDaemon(opts: {maxConnections?: number} = {}): Promise<Daemon> {
+async function startDaemon(opts: {maxConnections?: number; idleTimeoutMs?: number} = {}): Promise<Daemon> {
   const dir = tempTree({'jails.json': JSON.stringify({jails: JAILS})}, 'spylog-ctl-')
   const target = new MemoryTarget(path.join(dir, 'jails.json'))
   const logLines: string[] = []
@@ -41,6 +42,7 @@ async function startDaemon(opts: {maxConnections?: number} = {}): Promise<Daemon
     tokenFile: path.join(dir, 'data', 'control.token'),
     log: new SinkLogger('debug', [memorySink(logLines)]),
     maxConnections: opts.maxConnections,
+    idleTimeoutMs: opts.idleTimeoutMs,
   })
   running.push(server)
   target.onStop = () => server.close()
@@ -348,6 +350,63 @@ describe('control channel', function () {
       expect((status as StatusResult).jails).to.have.length(2)
     })
 
+    it('closes a connection that sends no complete request (idle timeout), and caps the connections served at once', async () => {
+      const d = await startDaemon({idleTimeoutMs: 200, maxConnections: 2})
+      const silent = net.connect(d.socketPath)
+      silent.on('error', () => {})
+      silent.resume()
+      silent.write('{"v":1,')
+      const closed = await new Promise<boolean>((resolve) => {
+        const deadline = setTimeout(() => resolve(false), 60_000)
+        silent.on('close', () => {
+          clearTimeout(deadline)
+          resolve(true)
+        })
+      })
+      expect(closed).to.equal(true)
+
+      // Two held connections fill the server; a third is dropped at once; once one leaves, requests are served again.
+      const d2 = await startDaemon({maxConnections: 2})
+      const held = [net.connect(d2.socketPath), net.connect(d2.socketPath)]
+      for (const h of held) {
+        h.on('error', () => {})
+        await new Promise<void>((resolve) => h.once('connect', () => resolve()))
+      }
+      await expectClientError(request({socketPath: d2.socketPath, tokenFile: d2.tokenFile, timeoutMs: 60_000}, 'ping', {}), 'connection', 1, /closed the connection without a reply/)
+      held[0]!.destroy()
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        try {
+          expect((await request({socketPath: d2.socketPath, tokenFile: d2.tokenFile}, 'ping', {})).pong).to.equal(true)
+          break
+        } catch (e) {
+          if (Date.now() > deadline) throw e
+          await new Promise((r) => setTimeout(r, 50))
+        }
+      }
+      held[1]!.destroy()
+    })
+
+    it('reassembles a request that arrives in pieces, and answers pipelined requests in order', async () => {
+      const d = await startDaemon()
+      const line = Buffer.from(req(d, 'status', {jail: 'sshd'}) + req(d, 'ping') + req(d, 'banned', {ids: ['192.0.2.1']}))
+      const s = net.connect(d.socketPath)
+      let got = ''
+      s.setEncoding('utf8').on('data', (x: string) => (got += x))
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()))
+      for (let i = 0; i < line.length; i += 7) {
+        await new Promise<void>((resolve) => s.write(line.subarray(i, i + 7), () => resolve()))
+      }
+      const deadline = Date.now() + 60_000
+      while (got.split('\n').length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      s.destroy()
+      const replies = got.trim().split('\n').map((l) => JSON.parse(l))
+      expect(replies.map((r) => r.ok)).to.deep.equal([true, true, true])
+      expect(replies[0].result.name).to.equal('sshd')
+      expect(replies[1].result.pong).to.equal(true)
+      expect(replies[2].result).to.deep.equal({entries: [{id: '192.0.2.1', bans: []}]})
+    })
+
     it('answers stop before stopping, and the daemon can close the server from stop()', async () => {
       const d = await startDaemon()
       const r = await request({socketPath: d.socketPath, tokenFile: d.tokenFile}, 'stop', {})
@@ -381,6 +440,14 @@ describe('control channel', function () {
       const stats = {...newStats(), records: 3, bytes: 40, state: 'running' as const, lastRecord: 77}
       const s = sourceStatus({name: 'auth', kind: 'file', stats}, '/var/log/auth.log')
       expect(s).to.deep.equal({name: 'auth', kind: 'file', spec: '/var/log/auth.log', records: 3, bytes: 40, errors: 0, drops: 0, state: 'running', lastRecord: 77})
+    })
+  })
+
+  describe('text helpers', () => {
+    it('formats spans with at most two units, and escapes control characters of log text', () => {
+      const cases: [number, string][] = [[0, '0s'], [59, '59s'], [61, '1m1s'], [3600, '1h'], [3661, '1h1m'], [86399, '23h59m'], [90061, '1d1h'], [691200, '1w1d'], [-1, 'permanent'], [12.7, '12s']]
+      for (const [s, text] of cases) expect(formatSpan(s), String(s)).to.equal(text)
+      expect(printable('a\u001b[2J\r\n\tb\u0085\u2028é')).to.equal('a\\x1b[2J\\x0d\\x0a\\tb\\x85\\u2028é')
     })
   })
 
