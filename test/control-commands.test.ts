@@ -33,8 +33,12 @@ interface Result {
 }
 
 /** Runs the CLI asynchronously (the daemon answering it lives in this process). */
-function run(argv: string[], opts: {user?: string; env?: NodeJS.ProcessEnv} = {}): Promise<Result> {
-  const [cmd, args] = opts.user === undefined
+function run(argv: string[], opts: {user?: string; env?: NodeJS.ProcessEnv; tty?: boolean} = {}): Promise<Result> {
+  // On a pseudo-terminal (util-linux script); the arguments are temporary paths and plain words, quoted for its shell.
+  const quoted = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
+  const [cmd, args] = opts.tty === true
+    ? ['script', ['-qec', [process.execPath, BIN, ...argv].map(quoted).join(' '), '/dev/null']]
+    : opts.user === undefined
     ? [process.execPath, [BIN, ...argv]]
     : ['setpriv', [`--reuid=${opts.user}`, '--regid=nogroup', '--clear-groups', '--', process.execPath, BIN, ...argv]]
   return new Promise((resolve, reject) => {
@@ -326,6 +330,24 @@ describe('control commands (spylog status, banned, ban, unban, reload, stop, pin
     const g = await run(['ping', '--socket', d.socketPath, '--token-file', garbage])
     expect(g.status).to.equal(2)
     expect(g.stderr).to.contain('does not hold a control token (64 hex characters)')
+  })
+
+  it('colours only on a terminal, and never with --json or NO_COLOR', async () => {
+    const flags = ['--socket', d.socketPath, '--data-dir', d.dataDir]
+    const colour = {NO_COLOR: undefined, FORCE_COLOR: undefined}
+    // eslint-disable-next-line no-control-regex
+    const ansi = /\u001b\[[0-9;]*m/
+    const tty = await run(['status', ...flags], {tty: true, env: colour})
+    expect(tty.status, tty.stdout).to.equal(0)
+    expect(tty.stdout).to.match(ansi)
+    expect(tty.stdout).to.contain('sshd')
+    const json = await run(['status', ...flags, '--json'], {tty: true, env: colour})
+    expect(json.stdout).to.not.match(ansi)
+    expect(JSON.parse(json.stdout.replaceAll('\r\n', '\n')).jails).to.have.length(2)
+    const noColor = await run(['status', ...flags], {tty: true, env: {NO_COLOR: '1', FORCE_COLOR: undefined}})
+    expect(noColor.stdout).to.not.match(ansi)
+    const piped = await run(['status', ...flags], {env: colour})
+    expect(piped.stdout).to.not.match(ansi)
   })
 
   it('$SPYLOG_SOCKET and $SPYLOG_DATA_DIR find the daemon without flags', async () => {
