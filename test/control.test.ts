@@ -246,6 +246,7 @@ describe('control channel', function () {
       expect(r.replies[0]).to.deep.include({ok: false, v: PROTOCOL_VERSION, id: 'a'})
       expect(r.replies[0].error.code).to.equal('version')
       expect(r.replies[0].error.message).to.match(/^version mismatch: daemon protocol v1, client protocol v99 /)
+      expect(d.logLines.join('\n')).to.match(/WARNING control: refused a request on .*: version mismatch: daemon protocol v1, client protocol v99/)
 
       // A daemon of a newer protocol answering this client.
       const dir = tempTree({})

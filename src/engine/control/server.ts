@@ -301,7 +301,7 @@ class Connection {
     const r = req as Record<string, unknown>
     const id = typeof r.id === 'number' || (typeof r.id === 'string' && r.id.length <= 64) ? r.id : null
     if (r.v !== PROTOCOL_VERSION) {
-      this.log.warning(`control: ${versionMismatch(PROTOCOL_VERSION, r.v)}`)
+      this.refuse(versionMismatch(PROTOCOL_VERSION, r.v))
       return this.reply(id, {code: 'version', message: versionMismatch(PROTOCOL_VERSION, r.v)}, true)
     }
     if (!tokenMatches(this.token, r.token)) {
