@@ -21,7 +21,7 @@ ${EXIT_CODES_HELP} A daemon still answering at the deadline gives exit status 1.
   async run(): Promise<void> {
     const {flags} = await this.parse(Stop)
     let socketPath = ''
-    const r = await runControl(this, {...flags, json: flags.json}, 'stop', {}, (_r, _c, p) => {
+    const r = await runControl(this, flags, 'stop', {}, (_r, _c, p) => {
       socketPath = p
       return {text: ''}
     })

@@ -48,13 +48,11 @@ export function formatSpan(seconds: number): string {
   let rest = s
   const parts: string[] = []
   for (const [u, n] of units) {
-    if (parts.length === 2) break
     const k = Math.floor(rest / n)
-    if (k > 0 || parts.length > 0) {
-      if (k > 0) parts.push(`${k}${u}`)
-      rest -= k * n
-      if (parts.length > 0 && k === 0) break
-    }
+    rest -= k * n
+    if (k > 0) parts.push(`${k}${u}`)
+    else if (parts.length > 0) break // adjacent units only: 1h, not 1h5s
+    if (parts.length === 2) break
   }
   return parts.join('')
 }
