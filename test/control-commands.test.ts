@@ -356,6 +356,21 @@ describe('control commands (spylog status, banned, ban, unban, reload, stop, pin
     expect(r.stdout).to.match(/^pong from spylog/)
   })
 
+  it('a daemon that does not answer: exit 1 after --timeout', async () => {
+    const socketPath = path.join(d.dir, 'run', 'mute.sock')
+    const conns: net.Socket[] = []
+    const mute = net.createServer((s) => void conns.push(s))
+    await new Promise<void>((resolve) => mute.listen(socketPath, resolve))
+    try {
+      const r = await run(['status', '--socket', socketPath, '--data-dir', d.dataDir, '--timeout', '1'])
+      expect(r.status).to.equal(1)
+      expect(r.stderr.trim()).to.equal(`error: no reply from the daemon at ${socketPath} within 1 s`)
+    } finally {
+      for (const c of conns) c.destroy()
+      await new Promise((resolve) => mute.close(resolve))
+    }
+  })
+
   it('a daemon speaking another protocol version: a clear mismatch error (exit 2)', async () => {
     const socketPath = path.join(d.dir, 'run', 'v2.sock')
     const fake = net.createServer((s) => s.once('data', () => s.end(JSON.stringify({v: 2, id: 1, ok: true, result: {pong: true}}) + '\n')))

@@ -113,6 +113,7 @@ describe('control channel', function () {
       expect(fs.statSync(d.socketPath).mode & 0o777).to.equal(0o600)
       expect(fs.statSync(path.dirname(d.socketPath)).mode & 0o777).to.equal(0o700)
       expect(fs.statSync(d.tokenFile).mode & 0o777).to.equal(0o600)
+      expect(fs.statSync(path.dirname(d.tokenFile)).mode & 0o777).to.equal(0o700)
       expect(d.token).to.match(/^[0-9a-f]{64}$/)
       const other = await startDaemon()
       expect(other.token).to.not.equal(d.token)
