@@ -106,12 +106,15 @@ function startWriter(file: string, tag: string, pauseDir = ''): {child: ChildPro
     child.on('exit', () => resolve(Number(out.replace('ready\n', ''))))
     child.on('error', reject)
   })
+  // The writer rewrites writer.seq after every burst: a read may catch it empty, so keep the highest seen.
+  let high = 0
   const written = (): number => {
     try {
-      return Number(fs.readFileSync(path.join(path.dirname(file), 'writer.seq'), 'utf8')) || 0
+      high = Math.max(high, Number(fs.readFileSync(path.join(path.dirname(file), 'writer.seq'), 'utf8')) || 0)
     } catch {
-      return 0
+      // not written yet
     }
+    return high
   }
   return {child, last, written}
 }

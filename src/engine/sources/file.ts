@@ -425,9 +425,6 @@ class FileSourceImpl implements Source {
   private rescanning: Promise<void> | undefined
   private rescanAgain = false
   private rescanSoon: NodeJS.Timeout | undefined
-  private lastPoll = 0
-  private lastRescan = 0
-  private lastSave = 0
   private errorLogged = ''
 
   constructor(
@@ -480,28 +477,22 @@ class FileSourceImpl implements Source {
     for (const f of this.followers.values()) this.watchDir(nodePath.dirname(f.path))
     if (this.globBase !== undefined) this.watchDir(this.globBase)
     await Promise.all([...this.followers.values()].map((f) => f.check()))
-    const tick = Math.min(this.pollMs, this.rescanMs, this.saveMs, 1000)
-    const t = setInterval(() => this.tick(), tick)
-    t.unref()
-    this.timers.push(t)
-    this.lastPoll = this.lastRescan = this.lastSave = Date.now()
+    this.every(this.pollMs, () => this.poll())
+    if (this.pattern !== undefined) this.every(this.rescanMs, () => void this.rescan(false))
+    this.every(this.saveMs, () => void this.saveAll())
   }
 
-  private tick(): void {
-    if (this.stopping) return
-    const now = Date.now()
-    if (now - this.lastPoll >= this.pollMs) {
-      this.lastPoll = now
-      for (const f of this.followers.values()) void f.check()
-    }
-    if (this.pattern !== undefined && now - this.lastRescan >= this.rescanMs) {
-      this.lastRescan = now
-      void this.rescan(false)
-    }
-    if (now - this.lastSave >= this.saveMs) {
-      this.lastSave = now
-      void this.saveAll()
-    }
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => {
+      if (!this.stopping) fn()
+    }, ms)
+    t.unref()
+    this.timers.push(t)
+  }
+
+  /** Stat polling: every follower looks at its file. */
+  private poll(): void {
+    for (const f of this.followers.values()) void f.check()
     // Watchers lost (directory removed and re-created) are set up again.
     if (this.useWatch) {
       for (const f of this.followers.values()) this.watchDir(nodePath.dirname(f.path))
