@@ -166,6 +166,17 @@ describe('file source', () => {
     expect(src.stats.errors).to.equal(0)
   })
 
+  it('reports a path that is not a regular file once, naming it', async () => {
+    const dir = tempTree({'sub/x': ''})
+    const p = path.join(dir, 'sub')
+    const logged: string[] = []
+    const {src} = await follow(fileCfg(p), {log: new SinkLogger('debug', [memorySink(logged)])})
+    await waitFor('the error', () => src.stats.errors > 0)
+    expect(src.stats.lastError).to.equal(`${p} is not a regular file`)
+    expect(src.stats.state).to.equal('running')
+    expect(logged.filter((l) => l.includes('not a regular file')).length).to.equal(1)
+  })
+
   it('survives hostile input: invalid UTF-8, NULs, a 10 MB line without a newline', async () => {
     const dir = tempTree({'h.log': ''})
     const p = path.join(dir, 'h.log')

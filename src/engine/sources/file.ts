@@ -140,6 +140,7 @@ class Follower {
   private again = false
   private mode: StartMode
   private waitingLogged = false
+  private notFileLogged = false
   /** Position last saved (to skip unchanged saves). */
   private saved = ''
   closed = false
@@ -174,11 +175,6 @@ class Follower {
     return this.running
   }
 
-  /** Whether rotated-away files are still being drained. */
-  get draining(): boolean {
-    return this.drain.length > 0
-  }
-
   /** Whether the follower still has something to do (a current file, or files draining). */
   get active(): boolean {
     return this.cur !== undefined || this.drain.length > 0
@@ -194,6 +190,7 @@ class Follower {
       if (d.pos !== before) d.until = now + this.src.graceMs
       if (now >= d.until || this.src.stopping) {
         this.drain.splice(i--, 1)
+        if (this.drain.length === 0) this.src.drainingFollowers.delete(this)
         await this.closeFile(d, true)
       }
     }
@@ -211,6 +208,7 @@ class Follower {
         await this.readAll(cur)
         cur.until = now + this.src.graceMs
         this.drain.push(cur)
+        this.src.drainingFollowers.add(this)
         this.cur = undefined
         this.src.log.info(`file source ${this.src.name}: ${this.path} was ${st === undefined ? 'removed' : 'replaced'} (rotation); following the new file`)
         this.mode = 'new'
@@ -229,7 +227,15 @@ class Follower {
         return
       }
     }
-    if (st === undefined || !st.isFile()) {
+    if (st !== undefined && !st.isFile()) {
+      if (!this.notFileLogged) {
+        this.notFileLogged = true
+        this.src.fail(`${this.path} is not a regular file`)
+      }
+      return
+    }
+    this.notFileLogged = false
+    if (st === undefined) {
       if (!this.waitingLogged && this.drain.length === 0) {
         this.waitingLogged = true
         this.src.log.info(`file source ${this.src.name}: waiting for ${this.path} to appear`)
@@ -391,6 +397,7 @@ class Follower {
       await this.readAll(d).catch(() => undefined)
       await this.closeFile(d, true)
     }
+    this.src.drainingFollowers.delete(this)
     await this.savePosition().catch((e) => this.src.fail(`${this.path}: saving the position: ${errText(e)}`))
     if (this.cur !== undefined) {
       const f = this.cur
@@ -412,6 +419,8 @@ class FileSourceImpl implements Source {
   readonly lfLines: boolean
   readonly fromStart: boolean
   stopping = false
+  /** Followers still draining rotated-away files (checked on any change in their directory). */
+  readonly drainingFollowers = new Set<Follower>()
   private sink: RecordSink = () => undefined
   private readonly followers = new Map<string, Follower>()
   private readonly watchers = new Map<string, FSWatcher>()
@@ -566,7 +575,7 @@ class FileSourceImpl implements Source {
       const f = this.followers.get(nodePath.join(dir, filename))
       if (f !== undefined) void f.check()
       // A rotated-away file (new name) may still be written to: its follower drains it.
-      for (const o of this.followers.values()) if (o !== f && o.draining && nodePath.dirname(o.path) === dir) void o.check()
+      for (const o of this.drainingFollowers) if (o !== f && nodePath.dirname(o.path) === dir) void o.check()
     }
     if (this.pattern !== undefined && this.rescanSoon === undefined) {
       this.rescanSoon = setTimeout(() => {
