@@ -3,6 +3,8 @@ import {spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import type {JournalSource} from '../src/engine/config/model.js'
+import {loadFilterFile} from '../src/engine/fail2ban/filterfile.js'
+import {Fail2banFilter} from '../src/engine/filters/fail2ban.js'
 import {nullLogger} from '../src/engine/log/logger.js'
 import {createJournalSource, formatJournalEntry, journalctlArgs, journalPositionKey, type JournalSourceOptions} from '../src/engine/sources/journal.js'
 import {MemoryPositionStore, type Source, type SourceContext} from '../src/engine/sources/source.js'
@@ -237,6 +239,25 @@ describe('journal source: journalctl process', () => {
     // The refused run exits before it is positioned (it logs nothing); the second one starts at the tail.
     expect(j.argv()).to.have.length(1)
     expect(j.argv()[0]).to.include('--lines=0')
+  })
+
+  it("feeds fail2ban's sshd filter (logtype journal) lines it recognises", async function () {
+    const corpus = [path.resolve(repoRoot, '../shared/fail2ban-corpus'), '/work/shared/fail2ban-corpus'].find((d) => fs.existsSync(path.join(d, 'filter.d/sshd.conf')))
+    if (corpus === undefined) this.skip()
+    const def = loadFilterFile(path.join(corpus!, 'filter.d/sshd.conf'), {logtype: 'journal'})
+    const filter = new Fail2banFilter({name: 'sshd', prefregex: def.prefregex, failregex: def.failregex, ignoreregex: def.ignoreregex, maxlines: def.maxlines, datepattern: def.datepattern})
+    const j = fakeJournal(0)
+    // journalmatch lines hold FIELD=value terms with "+" between alternatives (as the config reader groups them).
+    const groups: string[][] = [[]]
+    for (const t of def.journalmatch.flat()) if (t === '+') groups.push([]); else groups[groups.length - 1].push(t)
+    const {recs} = await follow(journalCfg(groups.filter((g) => g.length > 0)), {fromStart: true}, {journalctl: j.exe})
+    await waitFor('journalctl positioned', () => j.argv().length === 1)
+    j.add([FIXTURE[0], FIXTURE[6], FIXTURE[7]])
+    await waitFor('records', () => recs.length >= 2)
+    // The filter's journalmatch selects sshd's unit: nginx's entry is not delivered.
+    expect(recs.map((r) => r.fields?.app)).to.deep.equal(['sshd', 'sshd'])
+    const ids = recs.map((r) => filter.processLine(r.text, true).matches.map((m) => m.id))
+    expect(ids).to.deep.equal([['194.117.26.69'], ['2001:db8::1']])
   })
 
   it('a missing journalctl is a retried failure with a clear reason, not a crash', async () => {
