@@ -210,6 +210,20 @@ describe('file source', () => {
     expect(recs[1].fields).to.deep.equal({file: path.join(dir, 'y.log')})
   })
 
+  it('reads several files of a glob written at the same time, each line whole and with its file', async () => {
+    const dir = tempTree({'a/w.log': '', 'b/w.log': '', 'c/w.log': ''})
+    const {recs} = await follow(fileCfg(path.join(dir, '*/w.log')), {}, {...FAST, chunkSize: 4096})
+    const writers = ['a', 'b', 'c'].map((t) => startWriter(path.join(dir, t, 'w.log'), t))
+    await waitFor('writers progress', () => writers.every((w) => w.written() >= 5000))
+    for (const w of writers) w.child.kill('SIGTERM')
+    const lasts = await Promise.all(writers.map((w) => w.last))
+    await waitFor('all lines', () => recs.length >= lasts.reduce((a, b) => a + b, 0))
+    ;['a', 'b', 'c'].forEach((t, i) => {
+      const mine = recs.filter((r) => r.fields?.file === path.join(dir, t, 'w.log')).map((r) => r.text)
+      expectExactlyOnce(mine, t, lasts[i])
+    })
+  })
+
   it('progresses by stat polling alone (poll, no fs.watch)', async () => {
     const dir = tempTree({'p.log': ''})
     const p = path.join(dir, 'p.log')

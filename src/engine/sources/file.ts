@@ -141,6 +141,7 @@ class Follower {
   private mode: StartMode
   private waitingLogged = false
   private notFileLogged = false
+  private buf: Buffer | undefined
   /** Position last saved (to skip unchanged saves). */
   private saved = ''
   closed = false
@@ -344,7 +345,8 @@ class Follower {
 
   /** Reads from the position to the end of the file in bounded chunks. */
   private async readAll(f: OpenFile): Promise<void> {
-    const buf = this.src.buffer
+    // Each follower reads into its own buffer: reads of different files run concurrently.
+    const buf = (this.buf ??= Buffer.allocUnsafe(this.src.chunkSize))
     let n: number
     do {
       if (this.src.stopping && f === this.cur) break
@@ -391,8 +393,9 @@ class Follower {
 
   /** Stops: waits for a running check, saves the position, closes the files (draining ones are read to their end first). */
   async close(): Promise<void> {
-    await this.running
+    // No check may start any more (it would read the draining files concurrently with the loop below).
     this.closed = true
+    await this.running
     for (const d of this.drain.splice(0)) {
       await this.readAll(d).catch(() => undefined)
       await this.closeFile(d, true)
@@ -405,6 +408,7 @@ class Follower {
       this.src.registry.owners.delete(inodeKey(f.dev, f.ino))
       await f.fh.close().catch(() => undefined)
     }
+    this.buf = undefined
   }
 }
 
@@ -414,7 +418,7 @@ class FileSourceImpl implements Source {
   readonly registry = new Registry()
   readonly name: string
   readonly log: SourceContext['log']
-  readonly buffer: Buffer
+  readonly chunkSize: number
   readonly graceMs: number
   readonly lfLines: boolean
   readonly fromStart: boolean
@@ -456,7 +460,7 @@ class FileSourceImpl implements Source {
     this.saveMs = opts.saveMs ?? 5000
     this.graceMs = opts.graceMs ?? 5000
     this.useWatch = opts.watch ?? (cfg.backend === undefined || !/^polling\b/.test(cfg.backend))
-    this.buffer = Buffer.allocUnsafe(opts.chunkSize ?? cfg.bufferSize ?? 65536)
+    this.chunkSize = Math.max(opts.chunkSize ?? cfg.bufferSize ?? 65536, 256)
     this.lfLines = lfEndsLines(cfg.eol, cfg.encoding)
     this.fromStart = ctx.fromStart === true || !cfg.skipExisting
   }
