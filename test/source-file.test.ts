@@ -288,6 +288,29 @@ describe('file source', () => {
     expect(two.texts).to.deep.equal(['r 3 half', 'r 4 c', 'r 5 d'])
   })
 
+  it('after a rotation while stopped, reads the rest of the rotated file, then the new one', async () => {
+    const dir = tempTree({'rot.log': 'rot 1 .\n'})
+    const p = path.join(dir, 'rot.log')
+    const positions = new MemoryPositionStore()
+    const one = await follow(fileCfg(p, {skipExisting: false}), {positions})
+    fs.appendFileSync(p, 'rot 2 .\n')
+    await waitFor('2 lines', () => one.texts.length >= 2)
+    await one.src.stop()
+    // Written after the stop, then rotated away by logrotate (rename + create), then new lines.
+    fs.appendFileSync(p, 'rot 3 .\nrot 4 .\n')
+    const conf = path.join(dir, 'logrotate.conf')
+    fs.writeFileSync(conf, `${p} {\n  create\n  rotate 3\n  nocompress\n}\n`)
+    logrotate(dir, conf)
+    expect(fs.existsSync(p + '.1')).to.equal(true)
+    fs.appendFileSync(p, 'rot 5 .\n')
+    const two = await follow(fileCfg(p, {skipExisting: false}), {positions})
+    await waitFor('3 lines', () => two.texts.length >= 3)
+    fs.appendFileSync(p, 'rot 6 .\n')
+    await waitFor('4 lines', () => two.texts.length >= 4)
+    expect(two.texts).to.deep.equal(['rot 3 .', 'rot 4 .', 'rot 5 .', 'rot 6 .'])
+    expectExactlyOnce([...one.texts, ...two.texts], 'rot', 6)
+  })
+
   it('reads a replaced file (first line changed) from the start after a restart, and a shorter one too', async () => {
     const dir = tempTree({'q.log': 'first version line\n'})
     const p = path.join(dir, 'q.log')

@@ -245,6 +245,8 @@ class Follower {
       return
     }
     await this.open(st)
+    // A file found rotated at start-up holds older lines than the new one: read it first.
+    for (const d of this.drain) await this.readAll(d)
     if (this.cur !== undefined) await this.readAll(this.cur)
   }
 
@@ -295,6 +297,10 @@ class Follower {
     this.mode = 'new'
     const saved = await this.src.loadPosition(this.path)
     if (saved !== undefined) {
+      if (saved.ino !== undefined && (saved.ino !== f.ino || saved.dev !== f.dev) && saved.offset > 0 && (await this.resumeRotated(saved))) {
+        // Rotated while spylog was not running: the rest of the old file is being read; this one is new.
+        return 0
+      }
       if (saved.offset <= size && saved.offset > 0) {
         const head = await this.readHead(f, Math.min(saved.offset, HEAD_MAX))
         if (hashHead(head) === saved.fingerprint) return saved.offset
@@ -306,6 +312,54 @@ class Follower {
     }
     if (this.src.fromStart) return 0
     return this.src.lfLines ? await this.lastLineEnd(f, size) : size
+  }
+
+  /**
+   * The file last read was rotated while the source was stopped: finds it next to the path under
+   * a rotated name (`app.log.1`, `app.log-20240514`, `app-1.log`, not compressed) by its inode and
+   * first line, and reads it on from the saved offset (as a draining file). False when not found.
+   */
+  private async resumeRotated(saved: FilePosition): Promise<boolean> {
+    const dir = nodePath.dirname(this.path)
+    const base = nodePath.basename(this.path)
+    const stem = base.replace(/\.[^.]*$/, '')
+    let names: string[]
+    try {
+      names = await fsp.readdir(dir)
+    } catch {
+      return false
+    }
+    for (const n of names) {
+      if (n === base || !(n.startsWith(base) || (stem !== '' && stem !== base && /^[-._]/.test(n.slice(stem.length)) && n.startsWith(stem)))) continue
+      if (/\.(gz|bz2|xz|zst|lz4|lzma|z|zip|7z)$/i.test(n)) continue
+      const p = nodePath.join(dir, n)
+      let st: Stats
+      try {
+        st = await fsp.stat(p)
+      } catch {
+        continue
+      }
+      const key = inodeKey(st.dev, st.ino)
+      if (!st.isFile() || st.ino !== saved.ino || st.dev !== saved.dev || st.size < saved.offset || this.src.registry.owners.has(key)) continue
+      let fh: fsp.FileHandle
+      try {
+        fh = await fsp.open(p, fsc.O_RDONLY)
+      } catch {
+        continue
+      }
+      const f: OpenFile = {fh, ino: st.ino, dev: st.dev, pos: saved.offset, lineOffset: saved.offset, splitter: this.src.splitterFor(this.path), head: Buffer.alloc(0), headDone: false, until: Date.now() + this.src.graceMs}
+      if (hashHead(await this.readHead(f, Math.min(saved.offset, HEAD_MAX))) !== saved.fingerprint) {
+        await fh.close().catch(() => undefined)
+        continue
+      }
+      await this.refreshHead(f)
+      this.drain.push(f)
+      this.src.drainingFollowers.add(this)
+      this.src.registry.owners.set(key, this)
+      this.src.log.info(`file source ${this.src.name}: ${this.path} was rotated to ${p} while stopped; reading the rest of it from byte ${saved.offset}`)
+      return true
+    }
+    return false
   }
 
   /** The offset just after the last LF before `size` (so a line being written is not cut), within 64 KiB. */
