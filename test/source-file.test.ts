@@ -354,7 +354,8 @@ describe('file source', () => {
   it('logrotate create with a glob matching the rotated names: rotated files are continued, not re-read', async () => {
     const dir = tempTree({'app.log': ''})
     const p = path.join(dir, 'app.log')
-    const {texts} = await follow(fileCfg(path.join(dir, 'app.log*')))
+    const logged: string[] = []
+    const {texts} = await follow(fileCfg(path.join(dir, 'app.log*')), {log: new SinkLogger('info', [memorySink(logged)])})
     const w = startWriter(p, 'glob')
     const conf = path.join(dir, 'logrotate.conf')
     fs.writeFileSync(conf, `${p} {\n  create\n  rotate 10\n  nocompress\n  postrotate\n    kill -HUP ${w.child.pid}\n  endscript\n}\n`)
@@ -367,8 +368,10 @@ describe('file source', () => {
     w.child.kill('SIGTERM')
     const last = await w.last
     await waitFor('all lines', () => texts.length >= last)
-    // Let the follow-up glob scans and grace periods pass: rotated names must not be read again.
-    await new Promise((r) => setTimeout(r, 2500))
+    // Once the grace periods have passed, the follower of each rotated name takes its file over
+    // where the previous name stopped (that is where a re-read would show): wait for all three.
+    for (const n of [1, 2, 3]) await waitFor(`hand-over of app.log.${n}`, () => logged.some((l) => l.includes(`${p}.${n} is the rotated `)))
+    expect(logged.some((l) => l.includes('reading it from the start'))).to.equal(false)
     expectExactlyOnce(texts, 'glob', last)
   })
 
