@@ -311,6 +311,52 @@ describe('file source', () => {
     expectExactlyOnce([...one.texts, ...two.texts], 'rot', 6)
   })
 
+  it('UTF-16LE with CRLF and a custom line ending: read, and resumed after a restart', async () => {
+    const dir = tempTree({'w.log': Buffer.from('eins\r\nzwei\r\n', 'utf16le'), 'z.log': 'a||b||c'})
+    const p = path.join(dir, 'w.log')
+    const positions = new MemoryPositionStore()
+    const cfg = fileCfg(p, {encoding: 'utf-16le', skipExisting: false})
+    const one = await follow(cfg, {positions})
+    await waitFor('2 lines', () => one.texts.length >= 2)
+    await one.src.stop()
+    fs.appendFileSync(p, Buffer.from('drei\r\n', 'utf16le'))
+    const two = await follow(cfg, {positions})
+    await waitFor('1 line', () => two.texts.length >= 1)
+    expect([...one.texts, ...two.texts]).to.deep.equal(['eins', 'zwei', 'drei'])
+    const z = path.join(dir, 'z.log')
+    const zc = fileCfg(z, {eol: {text: '||', pattern: false}, skipExisting: false})
+    const three = await follow(zc, {positions})
+    await waitFor('2 lines', () => three.texts.length >= 2)
+    await three.src.stop()
+    fs.appendFileSync(z, '||d||')
+    const four = await follow(zc, {positions})
+    await waitFor('2 lines', () => four.texts.length >= 2)
+    expect([...three.texts, ...four.texts]).to.deep.equal(['a', 'b', 'c', 'd'])
+  })
+
+  it('saves the offset after the last complete line: separators split across reads, UTF-16 alignment', async () => {
+    const cases: {content: Buffer; cfg: Partial<FileSource>; complete: number; lines: number}[] = []
+    // '||' separators, items of varied length so that separators straddle the 256-byte reads.
+    let text = ''
+    for (let i = 0; i < 200; i++) text += `item${i}${'.'.repeat(i % 7)}||`
+    // The last separator straddles two reads (its first byte ends one, its second starts the next).
+    while (Buffer.byteLength(text) % 256 !== 1) text = '.' + text
+    cases.push({content: Buffer.from(text + 'partial'), cfg: {eol: {text: '||', pattern: false}}, complete: Buffer.byteLength(text), lines: 200})
+    // UTF-16LE: U+0A00 U+0100 encode as 00 0A 00 01, an LF-looking 0A 00 at an odd offset (in the incomplete line).
+    const u = 'x\u0a00\u0100y\r\n'
+    cases.push({content: Buffer.from(u + 'z\u0a00\u0100z', 'utf16le'), cfg: {encoding: 'utf-16le'}, complete: Buffer.byteLength(u, 'utf16le'), lines: 1})
+    for (const c of cases) {
+      const dir = tempTree({'s.log': c.content})
+      const p = path.join(dir, 's.log')
+      const positions = new MemoryPositionStore()
+      const {src, texts} = await follow(fileCfg(p, {...c.cfg, skipExisting: false}), {positions}, {...FAST, chunkSize: 256})
+      await waitFor('lines', () => texts.length >= c.lines)
+      await src.stop()
+      expect((positions.values.get(filePositionKey(p)) as FilePosition).offset).to.equal(c.complete)
+      expect(texts.length).to.equal(c.lines)
+    }
+  })
+
   it('reads a replaced file (first line changed) from the start after a restart, and a shorter one too', async () => {
     const dir = tempTree({'q.log': 'first version line\n'})
     const p = path.join(dir, 'q.log')

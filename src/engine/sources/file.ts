@@ -62,11 +62,40 @@ function hashHead(head: Buffer): string {
   return createHash('sha1').update(head).digest('hex')
 }
 
-/** Whether a byte 0x0A always is the end of a line ending (ASCII-compatible encoding, LF-terminated eol). */
-function lfEndsLines(eol: LineEnding, encoding: string): boolean {
-  if (/^(utf-?16|utf-?32|ucs-?2|unicode)/i.test(encoding.trim())) return false
-  if (eol.pattern) return eol.text === '\\r*\\n' || eol.text === '\r*\n' || eol.text === '%\r*\n' || eol.text === '\\n' || eol.text === '\n'
-  return eol.text.endsWith('\n') && eol.text.indexOf('\n') === eol.text.length - 1
+/**
+ * The bytes that end a line in the raw file, so that the offset after the last complete line is
+ * known without re-encoding text: `bytes` found at a multiple of `unit` (2 for UTF-16) ends a
+ * line. For the default ending (`\r*\n`) it is the LF; for a plain separator, the separator's
+ * bytes when the encoding cannot hide them inside a character (UTF-8, single-byte encodings,
+ * UTF-16). Undefined for Lua-pattern endings and multi-byte legacy encodings.
+ */
+export function lineEndBytes(eol: LineEnding, encoding: string): {bytes: Buffer; unit: number} | undefined {
+  const enc = encoding.trim().toLowerCase()
+  const lf = eol.pattern ? ['\\r*\\n', '\r*\n', '%\r*\n', '\\n', '\n'].includes(eol.text) : eol.text === '\n'
+  const sep = lf ? '\n' : eol.pattern || eol.text === '' ? undefined : eol.text
+  if (sep === undefined) return undefined
+  if (/^(utf-?16(le)?|ucs-?2|unicode|unicodefeff|csunicode|iso-10646-ucs-2)$/.test(enc)) return {bytes: Buffer.from(sep, 'utf16le'), unit: 2}
+  if (/^(utf-?16be|unicodefffe)$/.test(enc)) return {bytes: Buffer.from(sep, 'utf16le').swap16(), unit: 2}
+  // LF is LF in every ASCII-compatible encoding (no multi-byte character contains 0x0A).
+  if (sep === '\n') return {bytes: Buffer.from([10]), unit: 1}
+  // Other ASCII separators: only where no multi-byte character can contain ASCII bytes.
+  // eslint-disable-next-line no-control-regex
+  if (!/^[\x00-\x7f]+$/.test(sep)) return enc === 'utf-8' || enc === 'utf8' ? {bytes: Buffer.from(sep, 'utf8'), unit: 1} : undefined
+  const singleOrUtf8 = /^(utf-?8|unicode-1-1-utf-8|us-ascii|ascii|latin-?1|l1|iso-?8859-?\d+|iso_8859-\d+|windows-125\d|cp125\d|x-cp125\d|cp8\d\d|ibm8\d\d|koi8-?[ru]?|koi|macintosh|mac|x-mac-cyrillic|windows-874|tis-620)$/
+  return singleOrUtf8.test(enc) ? {bytes: Buffer.from(sep, 'latin1'), unit: 1} : undefined
+}
+
+/**
+ * The offset just after the last line ending in `chunk` (which starts at file offset `at`),
+ * with `carry` = the bytes before it (an ending split across reads); -1 when there is none.
+ */
+function lastEnd(end: {bytes: Buffer; unit: number}, chunk: Buffer, at: number, carry: Buffer): number {
+  const sep = end.bytes
+  const hay = carry.length === 0 ? chunk : Buffer.concat([carry, chunk])
+  const base = at - carry.length
+  let i = sep.length === 1 ? hay.lastIndexOf(sep[0]) : hay.lastIndexOf(sep)
+  while (i >= 0 && (base + i) % end.unit !== 0) i = i === 0 ? -1 : hay.lastIndexOf(sep, i - 1)
+  return i < 0 ? -1 : base + i + sep.length
 }
 
 function isMissing(e: unknown): boolean {
@@ -94,6 +123,8 @@ interface OpenFile {
   headDone: boolean
   /** When a rotated-away file may be closed (grace period end), ms. */
   until: number
+  /** The last bytes read, when a line ending is longer than one byte (it may span two reads). */
+  carry?: Buffer
 }
 
 interface Released {
@@ -105,6 +136,8 @@ interface Released {
 
 /** How long a released inode's offset is remembered, ms. */
 const RELEASED_TTL = 120_000
+
+const EMPTY = Buffer.alloc(0)
 
 const inodeKey = (dev: number, ino: number): string => `${dev}:${ino}`
 
@@ -223,6 +256,7 @@ class Follower {
           cur.lineOffset = 0
           cur.head = Buffer.alloc(0)
           cur.headDone = false
+          cur.carry = undefined
         }
         await this.readAll(cur)
         return
@@ -311,7 +345,7 @@ class Follower {
       return 0
     }
     if (this.src.fromStart) return 0
-    return this.src.lfLines ? await this.lastLineEnd(f, size) : size
+    return this.src.lineEnd !== undefined ? await this.lastLineEnd(f, size) : size
   }
 
   /**
@@ -362,14 +396,14 @@ class Follower {
     return false
   }
 
-  /** The offset just after the last LF before `size` (so a line being written is not cut), within 64 KiB. */
+  /** The offset just after the last line ending before `size` (so a line being written is not cut), within 64 KiB. */
   private async lastLineEnd(f: OpenFile, size: number): Promise<number> {
-    if (size === 0) return 0
+    if (size === 0 || this.src.lineEnd === undefined) return size
     const n = Math.min(size, 65536)
     const buf = Buffer.allocUnsafe(n)
     const {bytesRead} = await f.fh.read(buf, 0, n, size - n)
-    const i = buf.subarray(0, bytesRead).lastIndexOf(10)
-    return i < 0 ? size : size - n + i + 1
+    const e = lastEnd(this.src.lineEnd, buf.subarray(0, bytesRead), size - n, EMPTY)
+    return e < 0 ? size : e
   }
 
   private async readHead(f: OpenFile, n: number): Promise<Buffer> {
@@ -414,9 +448,11 @@ class Follower {
       f.splitter.push(chunk)
       // Oversized lines are cut: each discarded rest counts as a drop.
       if (f.splitter.truncated !== cut) this.src.stats.drops += f.splitter.truncated - cut
-      if (this.src.lfLines) {
-        const i = chunk.lastIndexOf(10)
-        if (i >= 0) f.lineOffset = start + i + 1
+      const end = this.src.lineEnd
+      if (end !== undefined) {
+        const e = lastEnd(end, chunk, start, f.carry ?? EMPTY)
+        if (e >= 0) f.lineOffset = e
+        if (end.bytes.length > 1) f.carry = Buffer.from(chunk.subarray(Math.max(0, n - end.bytes.length + 1)))
       } else if (f.splitter.buffered === 0) f.lineOffset = f.pos
       if (!f.headDone) await this.refreshHead(f)
     } while (n === buf.length)
@@ -474,7 +510,8 @@ class FileSourceImpl implements Source {
   readonly log: SourceContext['log']
   readonly chunkSize: number
   readonly graceMs: number
-  readonly lfLines: boolean
+  /** What ends a line in the raw bytes (undefined: only a drained splitter marks a line end). */
+  readonly lineEnd: {bytes: Buffer; unit: number} | undefined
   readonly fromStart: boolean
   stopping = false
   /** Followers still draining rotated-away files (checked on any change in their directory). */
@@ -515,7 +552,7 @@ class FileSourceImpl implements Source {
     this.graceMs = opts.graceMs ?? 5000
     this.useWatch = opts.watch ?? (cfg.backend === undefined || !/^polling\b/.test(cfg.backend))
     this.chunkSize = Math.max(opts.chunkSize ?? cfg.bufferSize ?? 65536, 256)
-    this.lfLines = lfEndsLines(cfg.eol, cfg.encoding)
+    this.lineEnd = lineEndBytes(cfg.eol, cfg.encoding)
     this.fromStart = ctx.fromStart === true || !cfg.skipExisting
   }
 
