@@ -79,7 +79,6 @@ export function lineEndBytes(eol: LineEnding, encoding: string): {bytes: Buffer;
   // LF is LF in every ASCII-compatible encoding (no multi-byte character contains 0x0A).
   if (sep === '\n') return {bytes: Buffer.from([10]), unit: 1}
   // Other ASCII separators: only where no multi-byte character can contain ASCII bytes.
-  // eslint-disable-next-line no-control-regex
   if (!/^[\x00-\x7f]+$/.test(sep)) return enc === 'utf-8' || enc === 'utf8' ? {bytes: Buffer.from(sep, 'utf8'), unit: 1} : undefined
   const singleOrUtf8 = /^(utf-?8|unicode-1-1-utf-8|us-ascii|ascii|latin-?1|l1|iso-?8859-?\d+|iso_8859-\d+|windows-125\d|cp125\d|x-cp125\d|cp8\d\d|ibm8\d\d|koi8-?[ru]?|koi|macintosh|mac|x-mac-cyrillic|windows-874|tis-620)$/
   return singleOrUtf8.test(enc) ? {bytes: Buffer.from(sep, 'latin1'), unit: 1} : undefined
