@@ -103,7 +103,8 @@ function startWriter(file: string, tag: string, pauseDir = ''): {child: ChildPro
   let out = ''
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
   const last = new Promise<number>((resolve, reject) => {
-    child.on('exit', () => resolve(Number(out.replace('ready\n', ''))))
+    // 'close', not 'exit': stdout may still hold the number when the process has exited.
+    child.on('close', () => resolve(Number(out.replace('ready\n', ''))))
     child.on('error', reject)
   })
   // The writer rewrites writer.seq after every burst: a read may catch it empty, so keep the highest seen.

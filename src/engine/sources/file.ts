@@ -177,6 +177,9 @@ class Follower {
   /** Position last saved (to skip unchanged saves). */
   private saved = ''
   closed = false
+  /** Settles once the follower has looked at its file the first time (opened and positioned, or found missing). */
+  readonly positioned: Promise<void>
+  private markPositioned: () => void = () => undefined
 
   constructor(
     readonly path: string,
@@ -184,6 +187,7 @@ class Follower {
     mode: StartMode,
   ) {
     this.mode = mode
+    this.positioned = new Promise<void>((resolve) => (this.markPositioned = resolve))
   }
 
   /** Check the file now (coalesced: a check running re-runs once when it ends). */
@@ -203,6 +207,7 @@ class Follower {
         this.src.fail(`${this.path}: ${errText(e)}`)
       } finally {
         this.running = undefined
+        this.markPositioned()
       }
     })()
     return this.running
@@ -228,6 +233,7 @@ class Follower {
       }
     }
     if (this.src.stopping) return
+    if (this.drain.length > 0) this.markPositioned()
     let st: Stats | undefined
     try {
       st = await fsp.stat(this.path)
@@ -257,10 +263,12 @@ class Follower {
           cur.headDone = false
           cur.carry = undefined
         }
+        this.markPositioned()
         await this.readAll(cur)
         return
       }
     }
+    if (st === undefined || !st.isFile()) this.markPositioned()
     if (st !== undefined && !st.isFile()) {
       if (!this.notFileLogged) {
         this.notFileLogged = true
@@ -278,6 +286,7 @@ class Follower {
       return
     }
     await this.open(st)
+    this.markPositioned()
     // A file found rotated at start-up holds older lines than the new one: read it first.
     for (const d of this.drain) await this.readAll(d)
     if (this.cur !== undefined) await this.readAll(this.cur)
@@ -579,7 +588,9 @@ class FileSourceImpl implements Source {
     if (this.pattern !== undefined) await this.rescan(true)
     for (const f of this.followers.values()) this.watchDir(nodePath.dirname(f.path))
     if (this.globBase !== undefined) this.watchDir(this.globBase)
-    await Promise.all([...this.followers.values()].map((f) => f.check()))
+    // Set up = every file opened and positioned (a start-up read of a big file goes on afterwards).
+    for (const f of this.followers.values()) void f.check()
+    await Promise.all([...this.followers.values()].map((f) => f.positioned))
     this.every(this.pollMs, () => this.poll())
     if (this.pattern !== undefined) this.every(this.rescanMs, () => void this.rescan(false))
     this.every(this.saveMs, () => void this.saveAll())
