@@ -574,7 +574,6 @@ class FileSourceImpl implements Source {
       try {
         this.sink(rec)
       } catch (e) {
-        this.stats.errors++
         this.fail(`the record sink threw: ${errText(e)}`)
       }
     })
