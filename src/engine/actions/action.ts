@@ -39,6 +39,12 @@ export interface ActionRunner {
    * same job (a ban that is already active is extended, not queued twice). Default: jail + id.
    */
   unique(op: ActionOp, req: BanRequest): string
+  /**
+   * False for actions that only notify (a ban-only ACTION{}, mail): the queue gives them no
+   * unban job and does not run them again when a restart re-applies the active bans.
+   * Default true (ban leaves state, a firewall rule, that unban removes).
+   */
+  readonly reversible?: boolean
   /** Execute one job. Rejects with ActionError (or any error) on failure. */
   run(op: ActionOp, req: BanRequest): Promise<void>
   /** Prepare (create the firewall set, check the command exists…). Called once before any job. */
