@@ -289,6 +289,31 @@ export class ActionQueue {
         this.log.warning(`action queue: ${n} stored job(s) of action "${name}", which is not configured: kept until it is configured again`)
       }
 
+      // A crash between the writes of one step (ban record, then jobs) leaves them out of step:
+      // an active ban without its unban job gets one (and is re-applied below); an unban job is
+      // due at the latest end of the bans holding its key, or now when none holds it any more.
+      const heal: Job[] = []
+      for (const ban of this.bans.values()) {
+        for (const r of ban.refs) {
+          const k = akey(r.name, r.unique)
+          const runner = this.runners.get(r.name)
+          if (runner === undefined || runner.reversible === false || this.unbanJob.has(k)) continue
+          const end = this.holdersEnd(k)
+          if (end === undefined || (end !== null && end <= now)) continue // over, and its jobs never stored: nothing was applied
+          const job = this.newJob('unban', r.name, r.unique, end, ban.ticket, ban.ticketJson, r.params, JSON.stringify(r.params), false)
+          heal.push(job)
+          this.register(job)
+        }
+      }
+      if (heal.length > 0) await this.store.addJobs(heal.map(toStored))
+      for (const [k, u] of this.unbanJob) {
+        const end = this.holdersEnd(k)
+        const want = end === undefined ? Math.min(u.due ?? now, now) : end
+        if (want === u.due) continue
+        u.due = want
+        await this.store.putJob(toStored(u))
+      }
+
       // a ban job whose unban is already overdue: skip the ban, the unban runs at once
       for (const [k, bj] of this.banJob) {
         const u = this.unbanJob.get(k)
