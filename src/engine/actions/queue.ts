@@ -350,7 +350,7 @@ export class ActionQueue {
    * ban and its jobs are stored; the ban job then runs as soon as a slot is free.
    */
   async submit(ticket: Ticket, refs: readonly ActionRef[]): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') throw new Error('the action queue is stopped')
+    if (this.state !== 'running') throw new Error(this.state === 'new' ? 'the action queue is not started' : 'the action queue is stopped')
     await this.locked(async () => {
       const bk = banKey(ticket.jail, ticket.id)
       const until = ticket.bantime < 0 ? null : ticket.time + ticket.bantime
@@ -675,7 +675,7 @@ export class ActionQueue {
         // the key's ban job has not succeeded yet: cancel it; nothing to undo if it never ran
         const bj = this.banJob.get(k)
         if (bj !== undefined && !bj.running) {
-          const mayHaveRun = bj.attempts > 0 || bj.fromDisk
+          const mayHaveRun = bj.attempts > 0 || bj.fromDisk || bj.restore // a re-applied ban was applied before the restart
           await this.dropJob(bj)
           if (!mayHaveRun) {
             await this.dropJob(j)
