@@ -1,6 +1,6 @@
 /**
  * Crash safety of the action queue: a child process runs Store + ActionQueue with a file-backed
- * action; the test streams thousands of short bans (50–500 ms), permanent bans and manual unbans
+ * action; the test streams thousands of short bans (50–500 ms, on 300 offenders), permanent bans and manual unbans
  * into it, SIGKILLs it at random moments (seeded), starts it again on the same data directory,
  * and at the end checks that the action's applied state is exactly the set of active bans
  * (every due unban ran, every active ban is applied) and that no acknowledged ban or unban was lost.
@@ -90,7 +90,7 @@ describe('ActionQueue crash safety', function () {
     const ops = path.join(tmp, 'ops.txt')
     const logFile = path.join(tmp, 'spylog.log')
     const ROUNDS = 12
-    const PER_ROUND = 250
+    const BATCH = 4
 
     // permanent bans: state per id ('sent' | 'acked'), and manual unbans likewise
     const permBan = new Map<string, 'sent' | 'acked'>()
@@ -105,32 +105,35 @@ describe('ActionQueue crash safety', function () {
       children.push(child)
       await until(() => child.ready, `the child to start (round ${round})`, child)
       const pending = new Map<string, () => void>()
-      for (let i = 0; i < PER_ROUND; i++) {
-        const tag = String(tagNo++)
-        const r = rand()
-        if (r < 0.06) {
-          const id = `P${nextPerm++}`
-          permBan.set(id, 'sent')
-          pending.set(tag, () => permBan.set(id, 'acked'))
-          child.send(`ban ${tag} ${id} -1`)
-        } else if (r < 0.09) {
-          // unban a permanent ban acknowledged earlier and not unbanned yet
-          const candidates = [...permBan].filter(([id, s]) => s === 'acked' && !permUnban.has(id)).map(([id]) => id)
-          if (candidates.length === 0) continue
-          const id = candidates[Math.floor(rand() * candidates.length)]!
-          permUnban.set(id, 'sent')
-          pending.set(tag, () => permUnban.set(id, 'acked'))
-          child.send(`unban ${tag} ${id}`)
-        } else {
-          const id = `S${Math.floor(rand() * 40)}`
-          const bantime = Math.round((0.05 + rand() * 0.45) * 1000) / 1000
-          shortBans++
-          child.send(`ban ${tag} ${id} ${bantime}`)
+      // stream commands in small batches and kill at a random moment (while commands are being
+      // stored, jobs run, bans end)
+      const killAt = Date.now() + 300 + Math.floor(rand() * 1500)
+      while (Date.now() < killAt) {
+        for (let i = 0; i < BATCH; i++) {
+          const tag = String(tagNo++)
+          const r = rand()
+          if (r < 0.06) {
+            const id = `P${nextPerm++}`
+            permBan.set(id, 'sent')
+            pending.set(tag, () => permBan.set(id, 'acked'))
+            child.send(`ban ${tag} ${id} -1`)
+          } else if (r < 0.09) {
+            // unban a permanent ban acknowledged earlier and not unbanned yet
+            const candidates = [...permBan].filter(([id, st]) => st === 'acked' && !permUnban.has(id)).map(([id]) => id)
+            if (candidates.length === 0) continue
+            const id = candidates[Math.floor(rand() * candidates.length)]!
+            permUnban.set(id, 'sent')
+            pending.set(tag, () => permUnban.set(id, 'acked'))
+            child.send(`unban ${tag} ${id}`)
+          } else {
+            const id = `S${Math.floor(rand() * 300)}`
+            const bantime = Math.round((0.05 + rand() * 0.45) * 1000) / 1000
+            pending.set(tag, () => shortBans++)
+            child.send(`ban ${tag} ${id} ${bantime}`)
+          }
         }
+        await new Promise((r) => setTimeout(r, 10))
       }
-      // kill at a random moment: while the commands are still being stored, or while jobs run
-      const wait = 20 + Math.floor(rand() * 600)
-      await new Promise((r) => setTimeout(r, wait))
       await child.kill()
       kills++
       for (const [tag, f] of pending) if (child.acked.has(tag)) f()
@@ -150,7 +153,7 @@ describe('ActionQueue crash safety', function () {
     const applied = appliedState(ops)
     if (process.env.SPYLOG_CRASH_KEEP) fs.cpSync(tmp, process.env.SPYLOG_CRASH_KEEP, {recursive: true})
 
-    expect(shortBans).to.be.greaterThan(2500)
+    expect(shortBans, 'short bans stored').to.be.greaterThan(1500)
     expect(kills).to.equal(ROUNDS)
     // the firewall state is exactly the active bans: every due unban ran, every active ban is applied
     expect([...applied].sort()).to.deep.equal([...active].sort())
@@ -163,6 +166,11 @@ describe('ActionQueue crash safety', function () {
     }
     expect([...permBan.values()].filter((s) => s === 'acked').length).to.be.greaterThan(20)
     expect([...permUnban.values()].filter((s) => s === 'acked').length).to.be.greaterThan(5)
+    // the short bans were really applied and lifted (not just cancelled)
+    const opLines = fs.readFileSync(ops, 'utf8').split('\n')
+    console.log(`      ${shortBans} short bans stored, ${opLines.filter((l) => /^ban S/.test(l)).length} applied, ${opLines.filter((l) => /^unban S/.test(l)).length} lifted, ${kills} kills`)
+    expect(opLines.filter((l) => /^ban S/.test(l)).length).to.be.greaterThan(500)
+    expect(opLines.filter((l) => /^unban S/.test(l)).length).to.be.greaterThan(500)
     // the log has the stable lines, one per line
     const log = fs.readFileSync(logFile, 'utf8')
     expect(log).to.match(/ NOTICE \[j\] Ban S\d+\n/)

@@ -250,4 +250,16 @@ describe('ActionQueue', function () {
     expect(q.metrics().queued).to.equal(0)
     expect(fw.ops.map((o) => o.op)).to.deep.equal(['unban'])
   })
+
+  it('keeps one active ban per jail and offender when the store holds two', async () => {
+    const fw = new Recorder('fw')
+    const store = Store.memory()
+    const stored = (uuid: string, until: number) => ({uuid, jail: 'sshd', id: '192.0.2.20', time: now(), bantime: until - now(), until, ticket: JSON.stringify(ticket('192.0.2.20', 1, {uuid})), refs: '[]'})
+    await store.putBan(stored('early', now() + 100))
+    await store.putBan(stored('late', now() + 200))
+    const {q} = track(setup([fw], store))
+    await q.start()
+    expect(q.active().map((b) => b.uuid)).to.deep.equal(['late'])
+    expect((await store.loadBans()).map((b) => b.uuid)).to.deep.equal(['late'])
+  })
 })

@@ -34,10 +34,10 @@ class FileRunner implements ActionRunner {
     return `${r.ticket.jail} ${r.ticket.id}`
   }
   async run(op: ActionOp, r: BanRequest): Promise<void> {
-    await pause(Math.random() * 3)
+    await pause(Math.random() * 2)
     if (Math.random() < failRate) throw new ActionError('transient failure')
     appendFileSync(opsFile, `${op} ${r.ticket.id}\n`)
-    await pause(Math.random() * 3)
+    await pause(Math.random() * 2)
   }
 }
 
@@ -48,7 +48,7 @@ function ticket(id: string, bantime: number): Ticket {
 
 const store = await Store.open(dataDir, {compactEvery: 300})
 const log = new SinkLogger('info', [fileSink(logFile)])
-const queue = new ActionQueue({store, log, runners: new Map([['fw', new FileRunner()]]), backoff: {min: 0.01, max: 0.1}})
+const queue = new ActionQueue({store, log, runners: new Map([['fw', new FileRunner()]]), backoff: {min: 0.01, max: 0.1}, concurrency: 8})
 await queue.start()
 out('ready')
 

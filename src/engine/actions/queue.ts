@@ -261,6 +261,13 @@ export class ActionQueue {
       for (const sb of await this.store.loadBans()) {
         const ban = this.banFromStore(sb)
         if (ban === undefined) continue
+        const other = this.bans.get(banKey(ban.jail, ban.id))
+        if (other !== undefined) {
+          // one active ban per (jail, offender): keep the one ending later
+          const drop = laterEnd(other.until, ban.until) === other.until ? ban : other
+          await this.store.deleteBan(drop.uuid)
+          if (drop === ban) continue
+        }
         this.bans.set(banKey(ban.jail, ban.id), ban)
         for (const r of ban.refs) this.hold(akey(r.name, r.unique), banKey(ban.jail, ban.id))
       }
