@@ -236,6 +236,7 @@ describe('command actions', function () {
     expect(() => createActionRunner(action({name: 'fw2', builtin: {kind: 'firewall', variant: 'nftables', features: []}}), ctx, {})).to.throw(ConfigError, '/etc/spylog/actions/test.lua:3: action "fw2": the built-in firewall action (nftables) is not available in this build')
     expect(() => createActionRunner(action({name: 'x', ban: {kind: 'module', module: 'spylog.actions.nosuch'}}), ctx, builtins)).to.throw(ConfigError, 'action "x": no action module "@spylog.actions.nosuch"')
     expect(() => createActionRunner(action({name: 'y', ban: {kind: 'command', command: 'a "b'}}), ctx, builtins)).to.throw(ConfigError, '/etc/spylog/actions/test.lua:3: ban: action "y": unterminated "quote"')
+    expect(() => createActionRunner(action({name: 'z', ban: {kind: 'command', command: 'C:\\tools\\block.cmd <HOST>'}}), ctx, builtins)).to.throw(ConfigError, 'action "z": "C:\\tools\\block.cmd" is a batch file, which only cmd.exe runs')
   })
 
   it('bans and unbans through the queue with a real command', async () => {

@@ -73,6 +73,10 @@ function compile(cfg: ActionConfig, op: ActionOp, cmd: ExternalActionCommand): T
     throw new ConfigError(`action "${cfg.name}": ${where(e, text)}`, cfg.origin.file, cfg.origin.line || undefined, field)
   }
   if (commands.length === 0 || commands.some((c) => c.argv.length === 0 || c.argv[0] === '')) throw new ConfigError(`action "${cfg.name}": empty command`, cfg.origin.file, cfg.origin.line || undefined, field)
+  const batch = commands.find((c) => /\.(bat|cmd)$/i.test(c.argv[0]!))
+  if (batch !== undefined) {
+    throw new ConfigError(`action "${cfg.name}": "${batch.argv[0]}" is a batch file, which only cmd.exe runs, and cmd.exe would parse captured text as commands: use a program (.exe, or powershell.exe -File script.ps1 with the values as arguments)`, cfg.origin.file, cfg.origin.line || undefined, field)
+  }
   const timeoutMs = timeoutOf(cmd.options, timeoutOf(cfg.options, DEFAULT_TIMEOUT_MS, cfg), cfg)
   return {commands, fail2ban, unique: cmd.unique ?? cfg.unique, timeoutMs}
 }
@@ -204,11 +208,11 @@ export class CommandRunner implements ActionRunner {
         r = await runProgram(c.argv, t.timeoutMs)
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
-        previousFailed = code === 'ENOENT' ? `cannot run ${JSON.stringify(c.argv[0])}: program not found` : `cannot run ${JSON.stringify(c.argv[0])}: ${(e as Error).message}`
+        previousFailed = code === 'ENOENT' ? `cannot run "${c.argv[0]}": program not found` : `cannot run "${c.argv[0]}": ${(e as Error).message}`
         continue
       }
-      if (r.timedOut) previousFailed = `${JSON.stringify(c.argv[0])} did not finish within ${t.timeoutMs} ms and was killed`
-      else if (r.code !== 0) previousFailed = `${JSON.stringify(c.argv[0])} exited with ${r.code !== null ? `status ${r.code}` : `signal ${r.signal}`}${r.stderr !== '' ? `: ${r.stderr}` : r.stdout !== '' ? `: ${r.stdout}` : ''}`
+      if (r.timedOut) previousFailed = `"${c.argv[0]}" did not finish within ${t.timeoutMs} ms and was killed`
+      else if (r.code !== 0) previousFailed = `"${c.argv[0]}" exited with ${r.code !== null ? `status ${r.code}` : `signal ${r.signal}`}${r.stderr !== '' ? `: ${r.stderr}` : r.stdout !== '' ? `: ${r.stdout}` : ''}`
       else previousFailed = undefined
     }
     if (previousFailed !== undefined) throw new ActionError(previousFailed)

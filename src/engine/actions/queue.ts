@@ -153,6 +153,12 @@ class Heap {
       i = p
     }
   }
+  /** Keeps only the entries `keep` accepts (drops stale ones piled up by rescheduling). */
+  rebuild(keep: (e: Entry) => boolean): void {
+    const live = this.a.filter(keep)
+    this.a.length = 0
+    for (const e of live) this.push(e)
+  }
   pop(): Entry | undefined {
     const a = this.a
     const top = a[0]
@@ -598,13 +604,20 @@ export class ActionQueue {
 
   private schedule(j: Job): void {
     if (j.due === null) return
+    this.trimHeap()
     j.gen++
     this.heap.push({at: j.due, seq: j.seq, kind: 'job', key: j.jid, gen: j.gen})
     this.arm()
   }
 
+  /** Rebuilds the heap when stale entries (from extensions and retries) outnumber the live ones. */
+  private trimHeap(): void {
+    if (this.heap.size > 1024 && this.heap.size > 4 * (this.jobs.size + this.bans.size)) this.heap.rebuild((e) => this.live(e))
+  }
+
   private scheduleEnd(b: Ban): void {
     if (b.until === null) return
+    this.trimHeap()
     this.heap.push({at: b.until, seq: -1, kind: 'end', key: banKey(b.jail, b.id), gen: b.gen})
     this.arm()
   }
