@@ -89,7 +89,7 @@ describe('ActionQueue crash safety', function () {
     const dir = path.join(tmp, 'data')
     const ops = path.join(tmp, 'ops.txt')
     const logFile = path.join(tmp, 'spylog.log')
-    const ROUNDS = 12
+    const ROUNDS = 10
     const BATCH = 4
 
     // permanent bans: state per id ('sent' | 'acked'), and manual unbans likewise
@@ -153,7 +153,7 @@ describe('ActionQueue crash safety', function () {
     const applied = appliedState(ops)
     if (process.env.SPYLOG_CRASH_KEEP) fs.cpSync(tmp, process.env.SPYLOG_CRASH_KEEP, {recursive: true})
 
-    expect(shortBans, 'short bans stored').to.be.greaterThan(1500)
+    expect(shortBans, 'short bans stored').to.be.greaterThan(1000)
     expect(kills).to.equal(ROUNDS)
     // the firewall state is exactly the active bans: every due unban ran, every active ban is applied
     expect([...applied].sort()).to.deep.equal([...active].sort())
@@ -169,8 +169,8 @@ describe('ActionQueue crash safety', function () {
     // the short bans were really applied and lifted (not just cancelled)
     const opLines = fs.readFileSync(ops, 'utf8').split('\n')
     console.log(`      ${shortBans} short bans stored, ${opLines.filter((l) => /^ban S/.test(l)).length} applied, ${opLines.filter((l) => /^unban S/.test(l)).length} lifted, ${kills} kills`)
-    expect(opLines.filter((l) => /^ban S/.test(l)).length).to.be.greaterThan(500)
-    expect(opLines.filter((l) => /^unban S/.test(l)).length).to.be.greaterThan(500)
+    expect(opLines.filter((l) => /^ban S/.test(l)).length).to.be.greaterThan(200)
+    expect(opLines.filter((l) => /^unban S/.test(l)).length).to.be.greaterThan(200)
     // the log has the stable lines, one per line
     const log = fs.readFileSync(logFile, 'utf8')
     expect(log).to.match(/ NOTICE \[j\] Ban S\d+\n/)
