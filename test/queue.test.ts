@@ -27,10 +27,13 @@ class Recorder implements ActionRunner {
   stopped = 0
   constructor(
     readonly name: string,
-    readonly opts: {unique?: (op: ActionOp, r: BanRequest) => string; reversible?: boolean} = {},
+    readonly opts: {unique?: (op: ActionOp, r: BanRequest) => string; reversible?: boolean; reapply?: boolean} = {},
   ) {}
   get reversible(): boolean | undefined {
     return this.opts.reversible
+  }
+  get reapply(): boolean | undefined {
+    return this.opts.reapply
   }
   unique(op: ActionOp, r: BanRequest): string {
     return this.opts.unique?.(op, r) ?? `${r.ticket.jail} ${r.ticket.id}`
@@ -276,5 +279,27 @@ describe('ActionQueue', function () {
     await until(() => fw.count('unban') === 1, 'the unban')
     await q.idle()
     expect(fw.ops.map((o) => o.op)).to.deep.equal(['ban', 'unban'])
+  })
+
+  it('does not re-run a reapply:false action after a restart, but still runs its unban', async () => {
+    const dir = tempTree({})
+    const mail = new Recorder('mail', {reapply: false})
+    let s = await Store.open(dir)
+    const one = track(setup([mail], s))
+    await one.q.start()
+    const t = ticket('192.0.2.22', 2)
+    await one.q.submit(t, refs('mail'))
+    await until(() => mail.count('ban') === 1, 'the ban mail')
+    await one.q.stop()
+    await s.close()
+    const mail2 = new Recorder('mail', {reapply: false})
+    s = await Store.open(dir)
+    const two = track(setup([mail2], s))
+    await two.q.start()
+    await until(() => mail2.count('unban') === 1, 'the unban mail')
+    expect(mail2.ops.map((o) => o.op)).to.deep.equal(['unban'])
+    expect(mail2.ops[0]!.at).to.be.at.least(t.time + 2)
+    await two.q.stop()
+    await s.close()
   })
 })

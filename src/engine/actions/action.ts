@@ -45,6 +45,12 @@ export interface ActionRunner {
    * Default true (ban leaves state, a firewall rule, that unban removes).
    */
   readonly reversible?: boolean
+  /**
+   * False when running the ban again after a restart would repeat a side effect rather than
+   * restore state (a notification that also mails on unban): the queue then keeps the unban job
+   * but does not re-apply the ban. Default true for reversible runners.
+   */
+  readonly reapply?: boolean
   /** Execute one job. Rejects with ActionError (or any error) on failure. */
   run(op: ActionOp, req: BanRequest): Promise<void>
   /** Prepare (create the firewall set, check the command exists…). Called once before any job. */

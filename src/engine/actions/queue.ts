@@ -15,7 +15,8 @@
  *   has its partner and a crash between the two leaves the unban (which a restart turns into a
  *   re-applied ban).
  * - Actions that only notify (`reversible: false`: a ban-only ACTION{}, mail) get a ban job and
- *   no unban job, and are not re-run by a restart.
+ *   no unban job, and are not re-run by a restart; runners with `reapply: false` (mail that
+ *   also mails on unban) keep their unban job but are not re-run either.
  * - Jobs of one key never run at the same time, and an unban that falls due while the key's ban
  *   job is still waiting (failing and retrying) cancels that ban job; the unban then runs only
  *   when the ban may have been applied (it was attempted, or it was found on disk at start).
@@ -338,7 +339,7 @@ export class ActionQueue {
       for (const [k, u] of this.unbanJob) {
         if ((u.due !== null && u.due <= now) || this.banJob.has(k)) continue
         const runner = this.runners.get(u.action)
-        if (runner === undefined || runner.reversible === false) continue
+        if (runner === undefined || runner.reversible === false || runner.reapply === false) continue
         const job = this.newJob('ban', u.action, u.unique, now, u.ticket, u.ticketJson, u.params, u.paramsJson, true)
         restores.push(job)
       }
