@@ -117,6 +117,17 @@ describe('command actions', function () {
     expect(got).to.have.length(hostile.length)
     hostile.forEach((user, i) => expect(got[i], JSON.stringify(user)).to.deep.equal([`user=${user}`, user, `quoted ${user}`, '192.0.2.1']))
     expect(fs.existsSync(pwned)).to.equal(false)
+    // a capture in the program position is not used: the program comes from parameters only
+    const prog = new CommandRunner(action({name: 'prog', ban: {kind: 'command', command: '<user> "<rec>" "<out>"'}, parameters: params()}), ctx)
+    let err: unknown
+    try {
+      await prog.run('ban', {ticket: ticket('192.0.2.1', {user: process.execPath}), params: {}})
+    } catch (e) {
+      err = e
+    }
+    expect(err).to.be.instanceOf(ActionError)
+    expect((err as ActionError).retry).to.equal(false)
+    expect(recorded()).to.have.length(hostile.length)
   })
 
   it('fills the tags of lua-spylog actions, and gives the unban the ban\'s UUID', async () => {

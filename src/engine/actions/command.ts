@@ -11,6 +11,10 @@
  * parameters (`<iptables>` = `iptables -w`) are expanded before splitting, as fail2ban does;
  * values from the ban (`<ip>`, captures) only after.
  *
+ * The program (first element) takes parameters only, never ban values or captures. A capture
+ * standing alone as an element can still look like an option to the program (`-o…`): write
+ * `user=<user>`, or put it after `--`, when the program reads options.
+ *
  * A command that does not exit within `options.timeout` milliseconds (default 60 000) is killed
  * with its whole process tree; a non-zero exit status fails the job with the end of its stderr.
  */
@@ -19,7 +23,7 @@ import type {ActionCommand, ActionConfig, ExternalActionCommand, ParamValue} fro
 import {ConfigError} from '../fail2ban/errors.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from './action.js'
 import {ArgvError, joinCommandLine, splitCommandLine, splitScript, type ScriptCommand} from './argv.js'
-import {expandParams, substitute, TagValues} from './tags.js'
+import {expandParams, paramText, substitute, TagValues} from './tags.js'
 
 const DEFAULT_TIMEOUT_MS = 60_000
 const TAIL_BYTES = 2048
@@ -177,7 +181,13 @@ export class CommandRunner implements ActionRunner {
     const t = this.templates[op]
     if (t === undefined) return []
     const values = this.values(req)
-    return t.commands.map((c) => ({argv: c.argv.map((a) => substitute(a, values)), after: c.after}))
+    // the program itself comes from the configuration only: parameters, never ban values or captures
+    const params = {...this.cfg.parameters, ...req.params}
+    const configOnly = {get: (name: string) => {
+      const v = Object.hasOwn(params, name) ? params[name] : Object.hasOwn(params, name.toLowerCase()) ? params[name.toLowerCase()] : undefined
+      return v === undefined ? undefined : paramText(v)
+    }}
+    return t.commands.map((c) => ({argv: c.argv.map((a, i) => substitute(a, i === 0 ? configOnly : values)), after: c.after}))
   }
 
   private values(req: BanRequest): TagValues {
@@ -197,6 +207,7 @@ export class CommandRunner implements ActionRunner {
     let previousFailed: string | undefined
     for (const c of this.commands(op, req)) {
       if (previousFailed !== undefined && c.after === 'and') throw new ActionError(previousFailed)
+      if (c.argv[0] === '') throw new ActionError(`the program of the ${op} command is empty after substituting parameters`, false)
       const line = joinCommandLine(c.argv)
       if (this.ctx.dryRun === true) {
         this.ctx.log.info(`${where}: would run: ${line}`)
