@@ -38,13 +38,20 @@ class Recorder implements ActionRunner {
   unique(op: ActionOp, r: BanRequest): string {
     return this.opts.unique?.(op, r) ?? `${r.ticket.jail} ${r.ticket.id}`
   }
+  startFailures = 0
+  hang = false
   async start(): Promise<void> {
+    if (this.startFailures > 0) {
+      this.startFailures--
+      throw new Error('chain missing')
+    }
     this.started++
   }
   async stop(): Promise<void> {
     this.stopped++
   }
   async run(op: ActionOp, r: BanRequest): Promise<void> {
+    if (this.hang) await new Promise(() => undefined)
     if (this.failures > 0) {
       this.failures--
       throw this.failWith()
@@ -301,5 +308,23 @@ describe('ActionQueue', function () {
     expect(mail2.ops[0]!.at).to.be.at.least(t.time + 2)
     await two.q.stop()
     await s.close()
+  })
+
+  it('prepares a runner again with its first job when it could not start, and stops within its deadline', async () => {
+    const fw = new Recorder('fw')
+    fw.startFailures = 2
+    const {q, lines} = track(setup([fw], Store.memory(), {backoff: {min: 0.05, max: 0.05}}))
+    await q.start()
+    expect(lines.some((l) => l.includes('ERROR action "fw": cannot start: chain missing (retried with its first job)'))).to.equal(true)
+    await q.submit(ticket('192.0.2.23', 3600), refs('fw'))
+    await until(() => fw.count('ban') === 1, 'the ban once the runner started')
+    expect(fw.started).to.equal(1)
+    expect(lines.some((l) => l.includes('failed to ban 192.0.2.23 (attempt 1, retrying in 50 ms): chain missing'))).to.equal(true)
+    fw.hang = true
+    await q.submit(ticket('192.0.2.24', 3600), refs('fw'))
+    await until(() => q.metrics().running === 1, 'the hanging job')
+    await q.stop(200)
+    expect(lines.some((l) => l.includes('WARNING action queue: 1 job(s) still running at shutdown'))).to.equal(true)
+    expect(fw.stopped).to.equal(1)
   })
 })
