@@ -1,5 +1,7 @@
 import {expect} from 'chai'
+import {spawn} from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {Store, type StoredBan, type StoredJob} from '../src/engine/store/store.js'
 import {tempTree} from './support/files.js'
@@ -91,5 +93,32 @@ describe('Store', () => {
     expect(await s.positions.get('x')).to.deep.equal([1, 2])
     expect(s.dir).to.equal(undefined)
     await s.close()
+  })
+
+  it('refuses a data directory another live process holds, and takes over a dead one\'s', async () => {
+    const dir = tempTree({})
+    const sleeper = spawn('sleep', ['60'], {stdio: 'ignore'})
+    try {
+      fs.writeFileSync(path.join(dir, 'spylog.lock'), String(sleeper.pid))
+      let err: Error | undefined
+      try {
+        await Store.open(dir)
+      } catch (e) {
+        err = e as Error
+      }
+      expect(err?.message).to.equal(`the data directory ${dir} is in use by process ${sleeper.pid} (another spylog daemon?)`)
+    } finally {
+      sleeper.kill('SIGKILL')
+    }
+    await new Promise((r) => sleeper.once('exit', r))
+    await (await Store.open(dir)).close()
+    // a lock from before the last boot is stale even when its pid is alive again (here: our parent's)
+    fs.writeFileSync(path.join(dir, 'spylog.lock'), String(process.ppid))
+    const old = new Date(Date.now() - os.uptime() * 1000 - 3_600_000)
+    fs.utimesSync(path.join(dir, 'spylog.lock'), old, old)
+    const s = await Store.open(dir)
+    expect(fs.readFileSync(path.join(dir, 'spylog.lock'), 'utf8')).to.equal(String(process.pid))
+    await s.close()
+    expect(fs.existsSync(path.join(dir, 'spylog.lock'))).to.equal(false)
   })
 })

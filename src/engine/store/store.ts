@@ -14,10 +14,14 @@
  * compaction keeps the old file). A torn last line left by a crash is skipped on load instead of
  * refusing to start (corruptAlertThreshold 1).
  *
+ * One process at a time: `spylog.lock` in the directory holds the owner's pid (a lock whose
+ * process is gone, or that is older than the last boot, is taken over).
+ *
  * Values that come from logs (ticket captures, failure lines) are stored as JSON text, never as
  * document fields: nedb refuses field names with `.` or a leading `$`, which captured names may have.
  */
-import {mkdirSync} from 'node:fs'
+import {mkdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import Datastore from 'nedb-promises'
 import type {PositionStore} from '../sources/source.js'
@@ -187,6 +191,7 @@ export class Store {
     } catch (e) {
       throw new Error(`cannot create the data directory ${dir}: ${(e as Error).message}`)
     }
+    lockDataDir(dir)
     const s = new Store(dir, options)
     for (const [name, c] of s.collections()) {
       try {
@@ -270,6 +275,58 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.dir !== undefined) await this.compact()
+    if (this.dir !== undefined) {
+      await this.compact()
+      unlockDataDir(this.dir)
+    }
+  }
+}
+
+const LOCK_FILE = 'spylog.lock'
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Claims the data directory for this process (`spylog.lock` holds the pid): two daemons on one
+ * store would corrupt it. A lock left by a process that is gone (a crash) is taken over.
+ */
+function lockDataDir(dir: string): void {
+  const file = path.join(dir, LOCK_FILE)
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), {flag: 'wx'})
+      return
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock the data directory ${dir}: ${(e as Error).message}`)
+    }
+    let pid = NaN
+    let beforeBoot = false
+    try {
+      pid = Number(readFileSync(file, 'utf8').trim())
+      // a lock older than the last boot is stale even if its pid was given to another process since
+      beforeBoot = statSync(file).mtimeMs < Date.now() - os.uptime() * 1000 - 60_000
+    } catch {
+      // removed meanwhile: try again
+    }
+    if (pid === process.pid) return
+    if (!beforeBoot && Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`the data directory ${dir} is in use by process ${pid} (another spylog daemon?)`)
+    rmSync(file, {force: true})
+  }
+  throw new Error(`cannot lock the data directory ${dir}`)
+}
+
+function unlockDataDir(dir: string): void {
+  const file = path.join(dir, LOCK_FILE)
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, {force: true})
+  } catch {
+    // already gone
   }
 }
