@@ -399,7 +399,7 @@ export class ActionQueue {
         existing.gen++
         await this.store.putBan(toStoredBan(existing))
         for (const s of fresh) this.hold(akey(s.name, s.unique), bk)
-        await this.addWork(existing, fresh, ticket, JSON.stringify(ticket), until)
+        await this.addWork(fresh, ticket, JSON.stringify(ticket), until)
         for (const r of existing.refs) await this.refreshUnban(akey(r.name, r.unique))
         this.scheduleEnd(existing)
         this.log.notice(`[${ticket.jail}] ${ticket.id} already banned`)
@@ -413,7 +413,7 @@ export class ActionQueue {
       await this.store.addHistory({id: ticket.id, jail: ticket.jail, time: ticket.time, bantime: ticket.bantime})
       this.bans.set(bk, ban)
       for (const s of states) this.hold(akey(s.name, s.unique), bk)
-      await this.addWork(ban, states, ticket, ticketJson, until)
+      await this.addWork(states, ticket, ticketJson, until)
       this.scheduleEnd(ban)
       this.log.notice(banMessage('Ban', ticket.jail, ticket.id))
       this.log.info(banReason(ticket))
@@ -508,7 +508,7 @@ export class ActionQueue {
   // --- work ------------------------------------------------------------------------------------
 
   /** Creates the jobs of `refs` for a new (or extended) ban; must run under the lock. */
-  private async addWork(ban: Ban, refs: readonly RefState[], ticket: Ticket, ticketJson: string, until: number | null): Promise<void> {
+  private async addWork(refs: readonly RefState[], ticket: Ticket, ticketJson: string, until: number | null): Promise<void> {
     const now = this.clock()
     const created: Job[] = []
     for (const r of refs) {
@@ -522,7 +522,6 @@ export class ActionQueue {
       }
       if (!this.banJob.has(k)) created.push(this.newJob('ban', r.name, r.unique, now, ticket, ticketJson, r.params, paramsJson, false))
     }
-    void ban
     if (created.length === 0) return
     // unban jobs first: a stored ban job always has its partner
     created.sort((a, b) => (a.op === b.op ? a.seq - b.seq : a.op === 'unban' ? -1 : 1))

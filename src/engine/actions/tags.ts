@@ -18,6 +18,7 @@
  * | `<TIME>`     | ban start, Unix seconds (`<time>`) |
  * | `<FAILURES>` | number of failures (`<failures>`) |
  * | `<MATCHES>`  | every failure line, joined by new lines (`<matches>`, `<ipmatches>`, `<ipjailmatches>`) |
+ * | `<ip-rev>`   | fail2ban: an IPv4 address with its bytes reversed and a final dot (DNS blocklists) |
  *
  * Any other tag is a parameter (`<filterlist>` → the `filterlist` parameter) or a capture of the
  * failures (`<user>`, fail2ban `<F-USER>`). As in lua-spylog a tag is looked up as written, then
