@@ -39,6 +39,18 @@ export interface ActionRunner {
    * same job (a ban that is already active is extended, not queued twice). Default: jail + id.
    */
   unique(op: ActionOp, req: BanRequest): string
+  /**
+   * False for actions that only notify (a ban-only ACTION{}, mail): the queue gives them no
+   * unban job and does not run them again when a restart re-applies the active bans.
+   * Default true (ban leaves state, a firewall rule, that unban removes).
+   */
+  readonly reversible?: boolean
+  /**
+   * False when running the ban again after a restart would repeat a side effect rather than
+   * restore state (a notification that also mails on unban): the queue then keeps the unban job
+   * but does not re-apply the ban. Default true for reversible runners.
+   */
+  readonly reapply?: boolean
   /** Execute one job. Rejects with ActionError (or any error) on failure. */
   run(op: ActionOp, req: BanRequest): Promise<void>
   /** Prepare (create the firewall set, check the command exists…). Called once before any job. */

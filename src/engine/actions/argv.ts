@@ -1,0 +1,206 @@
+/**
+ * Command-line splitting for command actions. A command template is split into argv elements
+ * ONCE, before any tag is substituted; tags are then replaced inside each element (tags.ts), so
+ * a value taken from a log line can never add an argument, end a quote, or reach a shell.
+ * Nothing is expanded here (no variables, globs, `~`, command substitution).
+ *
+ * Rules (a POSIX shell's word splitting and quoting, compatible with Windows command lines and
+ * lua-spylog's `Args.split`):
+ * - blanks (space, tab) separate elements; quoted parts join the text around them
+ *   (`name="a b"` is the one element `name=a b`);
+ * - `"…"` groups text; inside it `""` is one literal `"` (lua-spylog, Windows);
+ * - `'…'` groups text literally;
+ * - backslashes are literal except before a `"`: 2n backslashes and a quote give n backslashes
+ *   and the quote's usual meaning, 2n+1 give n backslashes and a literal quote (Windows'
+ *   CommandLineToArgvW rule; `C:\dir\x.exe` stays as written, `\"` is a quote);
+ * - `""` or `''` alone is an empty element.
+ *
+ * `splitScript` also cuts a fail2ban command (several lines, `cmd1 && cmd2`, `cmd1; cmd2`) into
+ * commands run one after the other, and reports shell syntax that would need a shell (pipes,
+ * redirections, `$…`, backquotes, `||`, `&`) as an error instead of running something else.
+ */
+
+/** A command line that cannot be split (unterminated quote, shell syntax where none is allowed). */
+export class ArgvError extends Error {
+  constructor(
+    message: string,
+    /** 0-based offset in the command line. */
+    readonly at: number,
+  ) {
+    super(message)
+    this.name = 'ArgvError'
+  }
+}
+
+/** One command of a script and how it is chained to the previous one. */
+export interface ScriptCommand {
+  readonly argv: string[]
+  /** `and`: runs only when the previous command succeeded (`&&`, a new line); `always`: after `;`. */
+  readonly after: 'and' | 'always'
+}
+
+const BLANK = new Set([' ', '\t'])
+const TAG_AT = /<[A-Za-z_][A-Za-z0-9_./-]*>/y
+
+interface Options {
+  /** Split commands at unquoted new lines, `&&` and `;`, and refuse other shell syntax. */
+  readonly script: boolean
+}
+
+function split(line: string, o: Options): ScriptCommand[] {
+  const commands: ScriptCommand[] = []
+  let argv: string[] = []
+  let after: ScriptCommand['after'] = 'and'
+  let cur = ''
+  let inWord = false
+  let i = 0
+  const n = line.length
+  const endWord = (): void => {
+    if (inWord) argv.push(cur)
+    cur = ''
+    inWord = false
+  }
+  const endCommand = (next: ScriptCommand['after']): void => {
+    endWord()
+    if (argv.length > 0) commands.push({argv, after})
+    argv = []
+    after = next
+  }
+  while (i < n) {
+    const c = line[i]!
+    if (BLANK.has(c)) {
+      endWord()
+      i++
+      continue
+    }
+    if (c === '\n' || c === '\r') {
+      if (!o.script) {
+        endWord()
+        i++
+        continue
+      }
+      // a backslash-newline continues the line (fail2ban scripts use it)
+      if (cur.endsWith('\\') && inWord) {
+        cur = cur.slice(0, -1)
+        if (cur === '') inWord = false
+        i++
+        continue
+      }
+      endCommand('and')
+      i++
+      continue
+    }
+    if (c === '\\') {
+      let j = i
+      while (j < n && line[j] === '\\') j++
+      const count = j - i
+      if (line[j] === '"') {
+        cur += '\\'.repeat(count >> 1)
+        inWord = true
+        if (count % 2 === 1) {
+          cur += '"'
+          i = j + 1
+        } else i = j
+        continue
+      }
+      cur += '\\'.repeat(count)
+      inWord = true
+      i = j
+      continue
+    }
+    if (c === '"') {
+      inWord = true
+      i++
+      for (;;) {
+        if (i >= n) throw new ArgvError('unterminated "quote"', i)
+        const d = line[i]!
+        if (d === '"') {
+          if (line[i + 1] === '"') {
+            cur += '"'
+            i += 2
+            continue
+          }
+          i++
+          break
+        }
+        if (d === '\\') {
+          let j = i
+          while (j < n && line[j] === '\\') j++
+          const count = j - i
+          if (line[j] === '"') {
+            cur += '\\'.repeat(count >> 1)
+            if (count % 2 === 1) {
+              cur += '"'
+              i = j + 1
+            } else i = j
+            continue
+          }
+          cur += '\\'.repeat(count)
+          i = j
+          continue
+        }
+        cur += d
+        i++
+      }
+      continue
+    }
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1)
+      if (end < 0) throw new ArgvError("unterminated 'quote'", i)
+      cur += line.slice(i + 1, end)
+      inWord = true
+      i = end + 1
+      continue
+    }
+    if (o.script) {
+      if (c === '<') {
+        // a `<tag>` is text (substituted later), not a redirection
+        TAG_AT.lastIndex = i
+        const m = TAG_AT.exec(line)
+        if (m !== null) {
+          cur += m[0]
+          inWord = true
+          i += m[0].length
+          continue
+        }
+      }
+      const two = line.slice(i, i + 2)
+      if (two === '&&') {
+        endCommand('and')
+        i += 2
+        continue
+      }
+      if (c === ';') {
+        endCommand('always')
+        i++
+        continue
+      }
+      const bad = two === '||' ? '||' : two === '$(' ? '$(' : two === '${' ? '${' : '|&<>`'.includes(c) ? c : c === '$' && /[A-Za-z_0-9?#@*!$-]/.test(line[i + 1] ?? '') ? '$' + line[i + 1] : undefined
+      if (bad !== undefined) throw new ArgvError(`shell syntax ${JSON.stringify(bad)} needs a shell, and spylog runs commands without one (captured text must never reach a shell)`, i)
+    }
+    cur += c
+    inWord = true
+    i++
+  }
+  endCommand('and')
+  return commands
+}
+
+/** Splits one command line into argv elements (new lines are blanks). */
+export function splitCommandLine(line: string): string[] {
+  const cmds = split(line, {script: false})
+  return cmds.length === 0 ? [] : cmds[0]!.argv
+}
+
+/**
+ * Splits a fail2ban-style command (one or more lines, `&&`, `;`) into commands; throws ArgvError
+ * on shell syntax it cannot run without a shell.
+ */
+export function splitScript(script: string): ScriptCommand[] {
+  return split(script, {script: true})
+}
+
+/** Quotes argv elements back into one line (for logs and `--dry-run`): the inverse of splitCommandLine. */
+export function joinCommandLine(argv: readonly string[]): string {
+  return argv.map((a) => (a !== '' && !/[\s"'\\]/.test(a) ? a : `"${a.replace(/(\\*)"/g, (_m, b: string) => b + b + '\\"').replace(/(\\+)$/, '$1$1')}"`)).join(' ')
+}
