@@ -128,12 +128,12 @@ try {
       if ($null -eq $stdinLine.Result) { break }
       $stdinLine = [Console]::In.ReadLineAsync()
     }
-    $event = Wait-Event -Timeout 1
-    if ($null -ne $event) {
+    $queued = Wait-Event -Timeout 1
+    if ($null -ne $queued) {
       try {
-        $entry = $watchers[$event.SourceIdentifier]
+        $entry = $watchers[$queued.SourceIdentifier]
         if ($null -ne $entry) {
-          $args0 = $event.SourceEventArgs
+          $args0 = $queued.SourceEventArgs
           if ($null -ne $args0.EventException) {
             Write-Message ([ordered]@{ type = 'error'; ch = $entry.channel; message = $args0.EventException.Message })
           } elseif ($null -ne $args0.EventRecord) {
@@ -142,7 +142,7 @@ try {
           }
         }
       } finally {
-        Remove-Event -EventIdentifier $event.EventIdentifier -ErrorAction SilentlyContinue
+        Remove-Event -EventIdentifier $queued.EventIdentifier -ErrorAction SilentlyContinue
       }
     }
     if ($heartbeat -gt 0 -and ([DateTime]::UtcNow - $script:lastWrite).TotalSeconds -ge $heartbeat) {

@@ -235,7 +235,7 @@ export class WorkerProcess {
     if (hb > 0) {
       this.timer = setInterval(() => {
         if (Date.now() - this.lastLine > hb * 3000) {
-          this.killedReason = `no output for ${hb * 3} s (worker hung): killed`
+          this.killedReason = `no output for ${Math.round(hb * 30) / 10} s (worker hung): killed`
           this.kill()
         }
       }, Math.min(hb * 1000, 5000))

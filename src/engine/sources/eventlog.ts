@@ -353,7 +353,8 @@ export function systemCondition(q: ChannelQuery): string {
 export function channelXPath(q: ChannelQuery, opts: {after?: number; maxAge?: number} = {}): string {
   const conds: string[] = []
   const sel = systemCondition(q)
-  if (sel !== '') conds.push(sel.includes(' or ') && !sel.startsWith('(') ? `(${sel})` : sel)
+  const more = opts.after !== undefined || (opts.maxAge !== undefined && opts.maxAge > 0)
+  if (sel !== '') conds.push(more && sel.includes(' or ') ? `(${sel})` : sel)
   if (opts.after !== undefined) conds.push(`EventRecordID > ${Math.floor(opts.after)}`)
   if (opts.maxAge !== undefined && opts.maxAge > 0) conds.push(`TimeCreated[timediff(@SystemTime) <= ${Math.floor(opts.maxAge * 1000)}]`)
   return conds.length === 0 ? '*' : `*[System[${conds.join(' and ')}]]`
@@ -423,13 +424,15 @@ export interface EventLogStats extends SourceStats {
   mode: 'worker' | 'wevtutil'
   /** Worker starts so far. */
   workerStarts: number
+  /** wevtutil polling rounds completed so far. */
+  polls: number
 }
 
 const POSITION_PREFIX = 'eventlog:'
 
 class EventLogSourceImpl implements Source {
   readonly kind = 'eventlog' as const
-  readonly stats: EventLogStats = {...newStats(), duplicates: 0, mode: 'worker', workerStarts: 0}
+  readonly stats: EventLogStats = {...newStats(), duplicates: 0, mode: 'worker', workerStarts: 0, polls: 0}
   private sink: RecordSink | undefined
   private marks = new RecordMarks()
   private readonly queries: ChannelQuery[]
@@ -648,6 +651,7 @@ class EventLogSourceImpl implements Source {
           const newest = await this.wevtutil(q.channel, '*', ['/rd:true', '/c:1'])
           const rid = newest?.[0]?.record
           this.marks.accept(q.channel, rid ?? 0)
+          this.scheduleSave()
           continue
         }
         await this.pollChannel(q)
@@ -657,6 +661,7 @@ class EventLogSourceImpl implements Source {
       this.polling = tick(init).catch((e: unknown) => this.fail(`wevtutil: ${(e as Error).message}`, 'retrying'))
       await this.polling
       this.polling = undefined
+      this.stats.polls++
       if (!this.stopped) this.pollTimer = setTimeout(() => void loop(false), this.cfg.poll * 1000)
     }
     void loop(true)
