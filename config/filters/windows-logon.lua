@@ -34,8 +34,8 @@ FILTER{ "windows-logon";
 }
 
 -- NXLog (im_msvistalog, Query for Security 4625) → om_udp 127.0.0.1:614. JSON keys are matched
--- with their delimiters: JSON escapes every quote inside a value, so a key cannot be forged by text
--- inside another value (a user name or the message).
+-- as "Key":"…: JSON escapes every quote inside a value (\"), so that sequence only occurs where a
+-- key really is, never inside a user name or the message.
 FILTER{ "windows-logon-nxlog";
   enabled = false;
   source = "nxlog";
@@ -43,6 +43,6 @@ FILTER{ "windows-logon-nxlog";
   engine = "fail2ban";
   failregex = {
     [[^EventID: 4625;\s*]] .. message,
-    [=[^\{.*?"EventID":4625,.*?[,{]"TargetUserName":"<F-USER>(?:[^"\\]|\\.)*?</F-USER>".*?[,{]"LogonType":"(?:3|10)".*?[,{]"IpAddress":"<ADDR>"[,}]]=],
+    [=[^\{.*?"EventID":4625,.*?"TargetUserName":"<F-USER>(?:[^"\\]|\\.)*?</F-USER>".*?"LogonType":"(?:3|10)".*?"IpAddress":"<ADDR>"[,}]]=],
   };
 }

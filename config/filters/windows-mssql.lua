@@ -27,6 +27,6 @@ FILTER{ "windows-mssql-nxlog";
   engine = "fail2ban";
   failregex = {
     [=[^EventID: 18456;\s*]=] .. login,
-    [=[^\{.*?"EventID":18456,.*?[,{]"Message":"Login failed for user '<F-USER>(?:[^"\\]|\\.)*</F-USER>'\.\s*Reason: (?!Failed to open the explicitly specified database)(?:[^"\\]|\\.)*?\s*\[CLIENTE?: <ADDR>\]\s*"[,}]]=],
+    [=[^\{.*?"EventID":18456,.*?"Message":"Login failed for user '<F-USER>(?:[^"\\]|\\.)*</F-USER>'\.\s*Reason: (?!Failed to open the explicitly specified database)(?:[^"\\]|\\.)*?\s*\[CLIENTE?: <ADDR>\]\s*"[,}]]=],
   };
 }

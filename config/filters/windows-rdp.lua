@@ -31,7 +31,7 @@ FILTER{ "windows-rdp-nxlog";
   engine = "fail2ban";
   failregex = {
     [=[^EventID: 140;\s*]=] .. rdp,
-    [=[^\{.*?"EventID":140,.*?[,{]"SourceName":"Microsoft-Windows-RemoteDesktopServices-RdpCoreTS"[,}].*?[,{]"IPString":"<ADDR>"[,}]]=],
+    [=[^\{.*?"EventID":140,.*?"SourceName":"Microsoft-Windows-RemoteDesktopServices-RdpCoreTS".*?"IPString":"<ADDR>"[,}]]=],
   };
 }
 
@@ -51,6 +51,6 @@ FILTER{ "windows-rdgateway-nxlog";
   engine = "fail2ban";
   failregex = {
     [=[^EventID: 312;\s*]=] .. gateway,
-    [=[^\{.*?"EventID":312,.*?[,{]"SourceName":"Microsoft-Windows-TerminalServices-Gateway"[,}].*?[,{]"Username":"<F-USER>(?:[^"\\]|\\.)*</F-USER>".*?[,{]"IpAddress":"<ADDR>"[,}]]=],
+    [=[^\{.*?"EventID":312,.*?"SourceName":"Microsoft-Windows-TerminalServices-Gateway".*?"Username":"<F-USER>(?:[^"\\]|\\.)*</F-USER>".*?"IpAddress":"<ADDR>"[,}]]=],
   };
 }

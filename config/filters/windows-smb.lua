@@ -23,6 +23,6 @@ FILTER{ "windows-smb-nxlog";
   engine = "fail2ban";
   failregex = {
     [=[^EventID: 551;\s*]=] .. smb,
-    [=[^\{.*?"EventID":551,.*?[,{]"SourceName":"Microsoft-Windows-SMBServer"[,}].*?[,{]"UserName":"<F-USER>(?:[^"\\]|\\.)*</F-USER>".*?[,{]"ClientName":"(?:\\){4}<ADDR>"[,}]]=],
+    [=[^\{.*?"EventID":551,.*?"SourceName":"Microsoft-Windows-SMBServer".*?"UserName":"<F-USER>(?:[^"\\]|\\.)*</F-USER>".*?"ClientName":"(?:\\){4}<ADDR>"[,}]]=],
   };
 }
