@@ -149,13 +149,51 @@ function loadEvent(entry) {
   }
 }
 
-/** The subset of event-log XPath spylog generates: EventID=n, Provider[@Name='x'], EventRecordID > n. */
+/**
+ * The subset of event-log XPath spylog generates: *[System[TERMS and EventRecordID > n and
+ * TimeCreated[…]]], TERMS being terms joined by "or", each Provider[@Name='x'] and/or EventIDs.
+ */
 function queryFilter(xpath) {
   if (!xpath || xpath === '*') return () => true
-  const ids = [...xpath.matchAll(/EventID=(\d+)/g)].map((m) => Number(m[1]))
-  const providers = [...xpath.matchAll(/Provider\[@Name=['"]([^'"]+)['"]\]/g)].map((m) => m[1])
-  const after = /EventRecordID > (\d+)/.exec(xpath)
-  return (ev) => (ids.length === 0 || ids.includes(ev.id)) && (providers.length === 0 || providers.includes(ev.provider)) && (!after || ev.rid > Number(after[1]))
+  let body = /^\*\[System\[(.*)\]\]$/.exec(xpath)?.[1] ?? ''
+  const after = /EventRecordID > (\d+)/.exec(body)
+  body = body.replace(/(?:^| and )TimeCreated\[timediff\(@SystemTime\) <= \d+\]/, '').replace(/(?:^| and )EventRecordID > \d+/, '').trim()
+  const unwrap = (t) => {
+    t = t.trim()
+    for (;;) {
+      if (!t.startsWith('(') || !t.endsWith(')')) return t
+      let depth = 0
+      for (let i = 0; i < t.length; i++) {
+        if (t[i] === '(') depth++
+        else if (t[i] === ')') depth--
+        if (depth === 0 && i < t.length - 1) return t
+      }
+      t = t.slice(1, -1).trim()
+    }
+  }
+  const splitOr = (t) => {
+    t = unwrap(t)
+    const parts = []
+    let depth = 0
+    let start = 0
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] === '(' || t[i] === '[') depth++
+      else if (t[i] === ')' || t[i] === ']') depth--
+      else if (depth === 0 && t.startsWith(' or ', i)) {
+        parts.push(t.slice(start, i))
+        start = i + 4
+      }
+    }
+    parts.push(t.slice(start))
+    return parts.length === 1 ? parts : parts.flatMap(splitOr)
+  }
+  const terms = body === '' ? [] : splitOr(body).map((t) => ({
+    ids: [...t.matchAll(/EventID=(\d+)/g)].map((m) => Number(m[1])),
+    provider: /Provider\[@Name=['"]([^'"]+)['"]\]/.exec(t)?.[1],
+  }))
+  // a term that is only "EventID=1 or EventID=2" was split into one term per id: fine either way
+  return (ev) => (!after || ev.rid > Number(after[1])) &&
+    (terms.length === 0 || terms.some((t) => (t.ids.length === 0 || t.ids.includes(ev.id)) && (t.provider === undefined || t.provider === ev.provider)))
 }
 
 function readScenario(file) {
