@@ -120,13 +120,24 @@ foreach ($entry in @($watchers.Values)) {
   }
 }
 
-# 3. live events (the queue holds those written during the catch-up) until stdin closes
-$stdinLine = [Console]::In.ReadLineAsync()
+# 3. live events (the queue holds those written during the catch-up) until stdin closes or
+# spylog is gone. Stdin is watched with BeginRead (runs on a pool thread; Console.In's
+# ReadLineAsync would block this loop), the parent process every few seconds.
+$stdinStream = [Console]::OpenStandardInput()
+$stdinBuffer = New-Object byte[] 256
+$stdinRead = $stdinStream.BeginRead($stdinBuffer, 0, $stdinBuffer.Length, $null, $null)
+$parentId = 0
+if ($null -ne $config.PSObject.Properties['parent'] -and $null -ne $config.parent) { $parentId = [int]$config.parent }
+$lastParentCheck = [DateTime]::UtcNow
 try {
   while ($true) {
-    if ($stdinLine.IsCompleted) {
-      if ($null -eq $stdinLine.Result) { break }
-      $stdinLine = [Console]::In.ReadLineAsync()
+    if ($stdinRead.IsCompleted) {
+      if ($stdinStream.EndRead($stdinRead) -le 0) { break }
+      $stdinRead = $stdinStream.BeginRead($stdinBuffer, 0, $stdinBuffer.Length, $null, $null)
+    }
+    if ($parentId -gt 0 -and ([DateTime]::UtcNow - $lastParentCheck).TotalSeconds -ge 5) {
+      $lastParentCheck = [DateTime]::UtcNow
+      if ($null -eq (Get-Process -Id $parentId -ErrorAction SilentlyContinue)) { break }
     }
     $queued = Wait-Event -Timeout 1
     if ($null -ne $queued) {

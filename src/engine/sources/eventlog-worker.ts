@@ -7,7 +7,7 @@
  *
  *   spylog → worker, one JSON line on stdin, then stdin stays open (closing it asks the worker
  *   to exit):
- *     {"v":1, "heartbeat":10, "render":true, "channels":[
+ *     {"v":1, "parent":<spylog's pid>, "heartbeat":10, "render":true, "channels":[
  *       {"ch":"Security", "live":"<xpath>", "catchup":"<xpath>"|null, "reset":"<xpath>"|null, "after":1893421|null}]}
  *   `live` is the subscription query, `catchup` the query for records written while spylog was
  *   down (`EventRecordID > after`, not older than max_age), `reset` the same without the record
@@ -43,6 +43,8 @@ export interface WorkerChannel {
 
 export interface WorkerConfig {
   readonly v: 1
+  /** spylog's process id: the worker exits when that process is gone. */
+  readonly parent?: number
   readonly heartbeat: number
   readonly render: boolean
   readonly channels: readonly WorkerChannel[]

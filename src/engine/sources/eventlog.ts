@@ -503,7 +503,7 @@ class EventLogSourceImpl implements Source {
         after: after ?? null,
       }
     })
-    return {v: 1, heartbeat: this.opts.heartbeat ?? 10, render: this.cfg.render, channels}
+    return {v: 1, parent: process.pid, heartbeat: this.opts.heartbeat ?? 10, render: this.cfg.render, channels}
   }
 
   private startWorker(): void {
