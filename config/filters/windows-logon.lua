@@ -46,3 +46,19 @@ FILTER{ "windows-logon-nxlog";
     [=[^\{.*?"EventID":4625,.*?"TargetUserName":"<F-USER>(?:[^"\\]|\\.)*?</F-USER>".*?"LogonType":"(?:3|10)".*?"IpAddress":"<ADDR>"[,}]]=],
   };
 }
+
+-- Domain controllers: Security 4771 "Kerberos pre-authentication failed" with failure code 0x18
+-- (bad password; 0x12 locked/disabled, 0x25 clock skew are not counted). The client address is
+-- often IPv4-mapped (::ffff:a.b.c.d: the address is a.b.c.d). The account name comes from the
+-- client: the address is the last "Client Address" section, Windows' own fields follow it.
+local kerberos = [=[Kerberos pre-authentication failed\.\s+Account Information:\s+Security ID:\s+[^\n]*?\s+Account Name:\s+<F-USER>.*?</F-USER>\s+Service Information:]=]
+  .. [=[[\s\S]*\sClient Address:\s+<ADDR>\s+Client Port:\s+\d+\s+Additional Information:\s+Ticket Options:\s+\S+\s+Failure Code:\s+0x18\s(?![\s\S]*Client Address:)]=]
+
+FILTER{ "windows-kerberos";
+  enabled = WINDOWS;
+  source = "windows-events";
+  events = {'Security', 4771};
+  exclude = WHITE_IP;
+  engine = "fail2ban";
+  failregex = { '^' .. kerberos };
+}
