@@ -190,6 +190,41 @@ describe('event-log source: worker protocol', () => {
     expect(fs.existsSync(WORKER_SCRIPT)).to.equal(true)
   })
 
+  it('the PowerShell worker script has balanced strings and brackets (a coarse check that runs without pwsh)', () => {
+    const ps = fs.readFileSync(WORKER_SCRIPT, 'utf8')
+    const stack: string[] = []
+    const pairs: Record<string, string> = {')': '(', ']': '[', '}': '{'}
+    let i = 0
+    let line = 1
+    while (i < ps.length) {
+      const c = ps[i]!
+      if (c === '\n') line++
+      if (c === '#') {
+        while (i < ps.length && ps[i] !== '\n') i++
+        continue
+      }
+      if (c === "'" || c === '"') {
+        // PowerShell strings: '' doubles a single quote; backtick escapes in double quotes
+        const start = line
+        i++
+        for (;;) {
+          expect(i < ps.length, `string opened on line ${start} is not closed`).to.equal(true)
+          if (ps[i] === '\n') line++
+          if (c === '"' && ps[i] === '`') i += 2
+          else if (ps[i] === c && ps[i + 1] === c) i += 2
+          else if (ps[i] === c) break
+          else i++
+        }
+        i++
+        continue
+      }
+      if (c === '(' || c === '[' || c === '{') stack.push(c)
+      else if (c in pairs) expect(stack.pop(), `unbalanced ${c} on line ${line}`).to.equal(pairs[c])
+      i++
+    }
+    expect(stack, 'unclosed brackets at the end').to.deep.equal([])
+  })
+
   it('the PowerShell worker script parses (pwsh)', function () {
     const probe = spawnSync('pwsh', ['-NoProfile', '-Command', '$PSVersionTable.PSVersion.ToString()'], {encoding: 'utf8'})
     if (probe.error || probe.status !== 0) {
@@ -283,12 +318,13 @@ describe('event-log source: with the worker stand-in', () => {
     expect(t.ctx.lines.join('\n')).to.match(/channel Security was cleared/)
   })
 
-  it('junk on the worker output is counted, not fatal; a channel that does not exist is reported', async () => {
+  it('junk on the worker output (cut lines, invalid UTF-8, NULs, oversized lines) is counted, not fatal; a channel that does not exist is reported', async () => {
     const t = start({log: {Security: securityLog([7, 8])}, liveFrom: {Security: 7}, junk: true}, {selectors: [...SECURITY, {source: 'Microsoft-Windows-TerminalServices-Gateway', prefix: false, ids: [312]}]})
     await t.begin()
     await until('both records', () => t.records.length >= 2)
     expect(rids(t.records)).to.deep.equal([7, 8])
-    expect(t.src.stats.errors).to.be.greaterThanOrEqual(4)
+    // per event: a cut line, junk text, a bad record id, invalid UTF-8 with a NUL, an oversized line
+    expect(t.src.stats.errors).to.be.greaterThanOrEqual(10)
     expect(t.ctx.lines.join('\n')).to.match(/channel Microsoft-Windows-TerminalServices-Gateway\/Operational: cannot subscribe/)
   })
 
@@ -353,5 +389,9 @@ describe('event-log source: configuration', () => {
   it('names the file, line and field of a bad option', () => {
     const dir = tempTree({'sources/w.lua': `\nSOURCE{ "ev", "eventlog:", mode = 'fast', pol = 2 }\n`})
     expect(() => loadLuaConfig(dir, {platform: 'windows'})).to.throw(/w\.lua:2: .*mode: expected 'auto', 'powershell' or 'wevtutil'[\s\S]*pol: unknown field; did you mean 'poll'/)
+    const bad = tempTree({'sources/w.lua': `SOURCE{ "ev", "eventlog:tcp://x" }\n`})
+    expect(() => loadLuaConfig(bad, {platform: 'windows'})).to.throw(/w\.lua:1: .*invalid eventlog source "eventlog:tcp:\/\/x": expected eventlog:udp:\/\/HOST\[:PORT\] \(SNMP traps\), or eventlog: \/ eventlog:local/)
+    const sel = tempTree({'filters/f.lua': `FILTER{ "f", source = "eventlog:", events = {{'Security', 4625, chanel = 'x'}}, failregex = "(a)" }\n`})
+    expect(() => loadLuaConfig(sel, {platform: 'windows'})).to.throw(/f\.lua:1: .*events\[1\]\.chanel: unknown key/)
   })
 })

@@ -243,7 +243,11 @@ function worker(scenarioFile) {
   const send = (ev) => {
     events++
     out({type: 'event', ch: ev.ch, rid: ev.rid, t: ev.t, provider: ev.provider, id: ev.id, xml: ev.xml, msg: ev.msg})
-    if (sc.junk) lines.push('{"type":"event","ch":"Security"', 'WARNING: something PowerShell printed', '{"type":"event","ch":"Security","rid":-1}')
+    if (sc.junk) {
+      lines.push('{"type":"event","ch":"Security"', 'WARNING: something PowerShell printed', '{"type":"event","ch":"Security","rid":-1}')
+      // invalid UTF-8 and a NUL inside a line, and a line far over the length limit
+      lines.push(Buffer.from([0x7b, 0xff, 0xfe, 0x00, 0x22, 0x7d]), '{"type":"hb","pad":"' + 'x'.repeat(3 << 20) + '"}')
+    }
     if (sc.crashAfter !== undefined && run === 1 && events >= sc.crashAfter) {
       flush()
       process.exitCode = 3
@@ -251,7 +255,7 @@ function worker(scenarioFile) {
     }
   }
   const flush = () => {
-    if (lines.length) fs.writeSync(1, lines.splice(0).join('\n') + '\n')
+    for (const l of lines.splice(0)) fs.writeSync(1, Buffer.concat([typeof l === 'string' ? Buffer.from(l) : l, Buffer.from('\n')]))
   }
 
   let input = ''

@@ -670,7 +670,7 @@ class EventLogSourceImpl implements Source {
   private async pollChannel(q: ChannelQuery): Promise<void> {
     for (let round = 0; round < 20 && !this.stopped; round++) {
       const after = this.marks.get(q.channel)
-      const xpath = channelXPath(q, {after, maxAge: after === undefined ? this.cfg.maxAge : undefined})
+      const xpath = channelXPath(q, {after, maxAge: this.cfg.maxAge})
       const events = await this.wevtutil(q.channel, xpath, ['/rd:false', '/c:500'])
       if (events === undefined) return
       if (after !== undefined && events.length === 0 && round === 0) {
