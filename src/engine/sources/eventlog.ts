@@ -14,7 +14,7 @@
  * ctx.positions under `eventlog:<channel>` after the record was handed on; on restart the worker
  * subscribes first, catches up from the saved id and the duplicates are dropped here by record id.
  */
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -445,7 +445,7 @@ class EventLogSourceImpl implements Source {
   private saving: Promise<void> = Promise.resolve()
   private polling: Promise<void> | undefined
   private readonly loggedErrors = new Set<string>()
-  private readonly pollChildren = new Set<import('node:child_process').ChildProcess>()
+  private readonly pollChildren = new Set<ChildProcess>()
 
   constructor(
     readonly cfg: EventLogLocalSource,
@@ -462,11 +462,13 @@ class EventLogSourceImpl implements Source {
   async start(sink: RecordSink): Promise<void> {
     this.sink = sink
     this.stopped = false
+    const saved: [string, number][] = []
     for (const q of this.queries) {
       const v = await this.ctx.positions.get(POSITION_PREFIX + q.channel)
       const rid = typeof v === 'number' ? v : typeof v === 'object' && v !== null && typeof (v as {record?: unknown}).record === 'number' ? (v as {record: number}).record : undefined
-      if (rid !== undefined && Number.isSafeInteger(rid) && rid >= 0) this.marks = new RecordMarks([...this.marks.entries(), [q.channel, rid]])
+      if (rid !== undefined && Number.isSafeInteger(rid) && rid >= 0) saved.push([q.channel, rid])
     }
+    this.marks = new RecordMarks(saved)
     if (this.queries.length === 0) {
       this.fail('no filter selects events of this source (events = {…})', 'failed')
       return
@@ -484,6 +486,7 @@ class EventLogSourceImpl implements Source {
     this.stats.lastError = reason
     this.stats.state = state
     if (!this.loggedErrors.has(reason)) {
+      if (this.loggedErrors.size >= 64) this.loggedErrors.clear()
       this.loggedErrors.add(reason)
       this.ctx.log.error(`[${this.cfg.name}] ${reason}`)
     }
@@ -696,7 +699,7 @@ class EventLogSourceImpl implements Source {
     const prefix = this.opts.wevtutil ?? ['wevtutil']
     const args = [...prefix.slice(1), 'qe', channel, `/q:${xpath}`, this.cfg.render ? '/f:RenderedXml' : '/f:xml', '/e:Events', '/uni:true', ...extra]
     return new Promise((resolve) => {
-      let child: import('node:child_process').ChildProcess
+      let child: ChildProcess
       try {
         child = spawn(prefix[0]!, args, {shell: false, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, env: this.opts.env ?? process.env})
       } catch (e) {
