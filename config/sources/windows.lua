@@ -6,7 +6,7 @@
 SOURCE{ "windows-events", "eventlog:" }
 
 -- Events forwarded by NXLog CE (any platform): one UDP datagram per event, either lua-spylog's
--- format or JSON. NXLog output section:
+-- format or JSON (recommended: one line per event, EventData fields as keys). NXLog output section:
 --   <Output spylog>
 --     Module  om_udp
 --     Host    <spylog host>
@@ -16,12 +16,10 @@ SOURCE{ "windows-events", "eventlog:" }
 -- (input: im_msvistalog with a QueryXML for the channels and event ids the nxlog filters name)
 SOURCE{ "nxlog", "net:udp://127.0.0.1:614" }
 
-local windows = PLATFORM == 'windows'
-local sysdrive = [[C:]]
-
 -- IIS web sites (W3C format, the default fields) and the IIS FTP service. IIS starts a new file
--- every day (u_exYYMMDD.log); point these at your site ids.
-SOURCE{ "iis-w3svc1", 'file:' .. (windows and sysdrive .. [[\inetpub\logs\LogFiles\W3SVC1\u_ex*.log]] or '/var/log/iis/W3SVC1/u_ex.log') }
-SOURCE{ "iis-ftpsvc", 'file:' .. (windows and sysdrive .. [[\inetpub\logs\LogFiles\FTPSVC2\u_ex*.log]] or '/var/log/iis/FTPSVC2/u_ex.log') }
+-- every day (u_exYYMMDD.log); point these at your site ids. Windows paths on every platform: these
+-- services exist only there (the filters reading them are enabled on Windows only).
+SOURCE{ "iis-w3svc1", [[file:C:\inetpub\logs\LogFiles\W3SVC1\u_ex*.log]] }
+SOURCE{ "iis-ftpsvc", [[file:C:\inetpub\logs\LogFiles\FTPSVC2\u_ex*.log]] }
 -- Exchange front-end SMTP receive protocol log.
-SOURCE{ "exchange-smtp-receive", 'file:' .. (windows and [[C:\Program Files\Microsoft\Exchange Server\V15\TransportRoles\Logs\FrontEnd\ProtocolLog\SmtpReceive\RECV*.LOG]] or '/var/log/exchange/SmtpReceive/RECV.LOG') }
+SOURCE{ "exchange-smtp-receive", [[file:C:\Program Files\Microsoft\Exchange Server\V15\TransportRoles\Logs\FrontEnd\ProtocolLog\SmtpReceive\RECV*.LOG]] }
