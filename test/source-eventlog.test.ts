@@ -355,13 +355,15 @@ describe('event-log source: with the worker stand-in', () => {
   })
 
   it('wevtutil mode without a saved position starts at the end of the log', async () => {
-    const t = start({log: {Security: securityLog([100, 101])}}, {cfg: {mode: 'wevtutil'}})
+    // the gateway channel does not exist on this machine: wevtutil fails for it, the others go on
+    const t = start({log: {Security: securityLog([100, 101])}}, {cfg: {mode: 'wevtutil'}, selectors: [...SECURITY, {source: 'Microsoft-Windows-TerminalServices-Gateway', prefix: false, ids: [312]}]})
     await t.begin()
     const positions = t.ctx.positions as MemoryPositionStore
     await until('the mark at the newest record', () => positions.values.get('eventlog:Security') === 101)
     fs.writeFileSync(t.file, JSON.stringify({log: {Security: securityLog([100, 101, 102])}}))
     await until('the new record', () => t.records.length >= 1)
     expect(rids(t.records)).to.deep.equal([102])
+    expect(t.ctx.lines.join('\n')).to.match(/wevtutil qe Microsoft-Windows-TerminalServices-Gateway\/Operational failed \(status \d+\): Failed to read events\. The specified channel could not be found\./)
   })
 
   it('is not started off Windows, with a clear reason', async () => {

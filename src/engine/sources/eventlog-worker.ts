@@ -71,6 +71,8 @@ export type WorkerMessage =
   | {readonly type: 'fatal'; readonly fallback: boolean; readonly message: string}
 
 const MAX_TEXT = 1 << 20
+/** Seconds a worker may take to print its first line (PowerShell starts slowly on a busy machine). */
+const STARTUP_GRACE = 60
 
 function str(v: unknown, max = MAX_TEXT): string | undefined {
   return typeof v === 'string' && v.length <= max ? v : undefined
@@ -182,12 +184,15 @@ export interface WorkerHandlers {
 /**
  * One run of the worker process: spawned with an argv array (no shell), the configuration written
  * to its stdin, stdout cut into lines and parsed. When `heartbeat` seconds × 3 pass without any
- * line, the process is killed (a hung worker) and `exit` is reported.
+ * line (at least 60 s before the first line), the process is killed (a hung worker) and `exit` is
+ * reported.
  */
 export class WorkerProcess {
   private child: ChildProcess | undefined
   private timer: NodeJS.Timeout | undefined
   private lastLine = Date.now()
+  /** Whether the worker printed anything yet (PowerShell's start-up gets a longer grace). */
+  private spoke = false
   private ended = false
   private killedReason: string | undefined
 
@@ -210,6 +215,7 @@ export class WorkerProcess {
     this.child = child
     const out = new LineSplitter({maxLine: MAX_TEXT * 2}, (line) => {
       this.lastLine = Date.now()
+      this.spoke = true
       const m = parseWorkerLine(line)
       if (typeof m === 'string') this.handlers.junk(m, line)
       else this.handlers.message(m)
@@ -236,8 +242,9 @@ export class WorkerProcess {
     const hb = this.config.heartbeat
     if (hb > 0) {
       this.timer = setInterval(() => {
-        if (Date.now() - this.lastLine > hb * 3000) {
-          this.killedReason = `no output for ${Math.round(hb * 30) / 10} s (worker hung): killed`
+        const limit = this.spoke ? hb * 3 : Math.max(hb * 3, STARTUP_GRACE)
+        if (Date.now() - this.lastLine > limit * 1000) {
+          this.killedReason = `no output for ${Math.round(limit * 10) / 10} s (${this.spoke ? 'worker hung' : 'worker did not start'}): killed`
           this.kill()
         }
       }, Math.min(hb * 1000, 5000))

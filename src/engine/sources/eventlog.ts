@@ -646,28 +646,29 @@ class EventLogSourceImpl implements Source {
     if (this.stopped) return
     this.stats.mode = 'wevtutil'
     this.ctx.log.warning(`[${this.cfg.name}] reading the event log with wevtutil every ${this.cfg.poll} s: ${why}`)
-    const tick = async (init: boolean): Promise<void> => {
+    const tick = async (): Promise<void> => {
       for (const q of this.queries) {
         if (this.stopped) return
-        if (init && this.marks.get(q.channel) === undefined && !this.ctx.fromStart) {
-          // start at the end: the newest record of the channel becomes the mark
+        if (this.marks.get(q.channel) === undefined && !this.ctx.fromStart) {
+          // start at the end: the newest record of the channel (0: empty) becomes the mark;
+          // when wevtutil failed (no such channel yet), the next round tries again
           const newest = await this.wevtutil(q.channel, '*', ['/rd:true', '/c:1'])
-          const rid = newest?.[0]?.record
-          this.marks.accept(q.channel, rid ?? 0)
+          if (newest === undefined) continue
+          this.marks.accept(q.channel, newest[0]?.record ?? 0)
           this.scheduleSave()
           continue
         }
         await this.pollChannel(q)
       }
     }
-    const loop = async (init: boolean): Promise<void> => {
-      this.polling = tick(init).catch((e: unknown) => this.fail(`wevtutil: ${(e as Error).message}`, 'retrying'))
+    const loop = async (): Promise<void> => {
+      this.polling = tick().catch((e: unknown) => this.fail(`wevtutil: ${(e as Error).message}`, 'retrying'))
       await this.polling
       this.polling = undefined
       this.stats.polls++
-      if (!this.stopped) this.pollTimer = setTimeout(() => void loop(false), this.cfg.poll * 1000)
+      if (!this.stopped) this.pollTimer = setTimeout(() => void loop(), this.cfg.poll * 1000)
     }
-    void loop(true)
+    void loop()
   }
 
   private async pollChannel(q: ChannelQuery): Promise<void> {
