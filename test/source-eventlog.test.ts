@@ -164,6 +164,9 @@ describe('event-log source: worker protocol', () => {
   it('parses protocol lines and rejects junk without throwing', () => {
     expect(parseWorkerLine('{"type":"event","ch":"Security","rid":5,"id":4625,"msg":"x"}')).to.deep.include({type: 'event', ch: 'Security', rid: 5, id: 4625, msg: 'x'})
     expect(parseWorkerLine('{"type":"caughtup","ch":"Security","last":null}')).to.deep.equal({type: 'caughtup', ch: 'Security', last: null})
+    // EventData sent as a map: strings kept, numbers as text, anything else dropped
+    const withData = parseWorkerLine('{"type":"event","ch":"Security","rid":6,"id":4625,"data":{"IpAddress":"203.0.113.45","IpPort":0,"x":{"y":1},"__proto__":"z"}}')
+    expect(withData).to.have.property('data').that.deep.equals(Object.assign(Object.create(null), {IpAddress: '203.0.113.45', IpPort: '0', ['__proto__']: 'z'}))
     for (const junk of ['', 'WARNING: x', '{"type":"event","ch":"Security"', '[1]', '{"type":"event","ch":"S","rid":-1}', '{"type":"event","ch":"S","rid":1.5}', '{"type":"nope"}', '{"type":"event","rid":3}', 'null']) {
       expect(parseWorkerLine(junk), junk).to.be.a('string')
     }

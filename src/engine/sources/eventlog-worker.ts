@@ -16,6 +16,7 @@
  *   worker → spylog, one JSON object per line on stdout:
  *     {"type":"hello", "v":1, "mode":"FullLanguage", "ps":"5.1…"}   once, after the config was read
  *     {"type":"event", "ch":…, "rid":…, "t":"<SystemTime>", "provider":…, "id":…, "xml":"<Event…>", "msg":"…"}
+ *       (the EventData values are read from `xml`; a worker may send them as "data":{name:value} instead)
  *     {"type":"reset", "ch":…, "last":<newest rid>}     the channel was cleared: forget the mark
  *     {"type":"caughtup", "ch":…, "last":<newest rid>}  catch-up of one channel done
  *     {"type":"hb"}                                      heartbeat (every `heartbeat` seconds)
@@ -59,6 +60,8 @@ export interface WorkerEvent {
   readonly provider?: string
   readonly id?: number
   readonly xml?: string
+  /** EventData values by name, for a worker that sends them itself instead of `xml`. */
+  readonly data?: Readonly<Record<string, string>>
   readonly msg?: string
 }
 
@@ -104,7 +107,17 @@ export function parseWorkerLine(line: string): WorkerMessage | string {
       const rid = recordId(m.rid)
       if (ch === undefined || ch === '' || rid === undefined) return 'event without channel or record id'
       const id = recordId(m.id)
-      return {type: 'event', ch, rid, t: str(m.t, 64), provider: str(m.provider, 512), id, xml: str(m.xml), msg: str(m.msg)}
+      let data: Record<string, string> | undefined
+      if (typeof m.data === 'object' && m.data !== null && !Array.isArray(m.data)) {
+        data = Object.create(null) as Record<string, string>
+        let n = 0
+        for (const [k, v] of Object.entries(m.data as Record<string, unknown>)) {
+          if (++n > 256) break
+          if (typeof v === 'string' && k.length <= 256) data[k] = v.slice(0, 65536)
+          else if (typeof v === 'number' && Number.isFinite(v)) data[k] = String(v)
+        }
+      }
+      return {type: 'event', ch, rid, t: str(m.t, 64), provider: str(m.provider, 512), id, xml: str(m.xml), data, msg: str(m.msg)}
     }
     case 'hello':
       return {type: 'hello', mode: str(m.mode, 64), ps: str(m.ps, 64)}

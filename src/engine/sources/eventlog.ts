@@ -553,7 +553,7 @@ class EventLogSourceImpl implements Source {
         const message = m.msg
         let ev: WinEvent | undefined
         if (m.xml !== undefined) ev = parseEventXml(m.xml)[0]
-        ev ??= {channel: m.ch, record: m.rid, time: parseSystemTime(m.t), provider: m.provider ?? '', id: m.id ?? 0, data: {}}
+        ev ??= {channel: m.ch, record: m.rid, time: parseSystemTime(m.t), provider: m.provider ?? '', id: m.id ?? 0, data: m.data ?? {}}
         // the framing fields of the line win: they are what the dedup is keyed on
         ev = {...ev, channel: m.ch, record: m.rid, time: ev.time ?? parseSystemTime(m.t)}
         this.deliver(ev, message)
