@@ -143,3 +143,39 @@ describe('Windows filters on the recorded events, through the event-log source',
     })
   }
 })
+
+describe('Windows filters on the recorded text logs (IIS, IIS FTP, Exchange, OpenSSH LOCAL0)', () => {
+  const config = loadLuaConfig(path.join(repoRoot, 'config'), {platform: 'windows'})
+
+  /** Every failure the enabled filters of `source` find in a fixture log, fed line by line as the file source would. */
+  function failures(source: string, fixture: string): string[] {
+    const out: string[] = []
+    const filters = config.filters.filter((f) => f.enabled && f.sources.includes(source)).map((f) => [f.name, buildFilter(f)] as const)
+    expect(filters.length, `filters reading ${source}`).to.be.greaterThan(0)
+    for (const line of fs.readFileSync(path.join(FIXTURES, fixture), 'utf8').split(/\r?\n/)) {
+      if (line === '' || line.startsWith('#')) continue
+      for (const [name, f] of filters) {
+        for (const m of f.processLine(line).matches) if (m.id !== undefined && !m.nofail && !m.pending) out.push(`${name} ${m.id}`)
+      }
+    }
+    return out
+  }
+
+  it('IIS W3C: OWA reason=2, RD Web POST 200, 401.1 — not the 401.2 challenge', () => {
+    expect(failures('iis-w3svc1', 'iis-w3svc1-u_ex240514.log')).to.deep.equal(['windows-owa 203.0.113.88', 'windows-rdweb 203.0.113.89', 'windows-iis-auth 203.0.113.90'])
+  })
+
+  it('IIS FTP: the PASS answered 530, not the USER line or the successful login', () => {
+    expect(failures('iis-ftpsvc', 'iis-ftpsvc2-u_ex240514.log')).to.deep.equal(['windows-iis-ftp 203.0.113.71'])
+  })
+
+  it('Exchange SMTP receive log: the LogonDenied line only', () => {
+    expect(failures('exchange-smtp-receive', 'exchange-smtpreceive-RECV2024051400-1.LOG')).to.deep.equal(['windows-exchange-smtp 203.0.113.99'])
+  })
+
+  it('OpenSSH for Windows sshd.log (SyslogFacility LOCAL0)', () => {
+    expect(failures('auth', 'openssh-sshd-local0.log')).to.deep.equal([
+      'windows-openssh-file 203.0.113.150', 'windows-openssh-file 203.0.113.150', 'windows-openssh-file 203.0.113.150', 'windows-openssh-file 2001:db8:9::4',
+    ])
+  })
+})
