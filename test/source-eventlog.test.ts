@@ -321,6 +321,21 @@ describe('event-log source: with the worker stand-in', () => {
     expect(t.ctx.lines.join('\n')).to.match(/channel Security was cleared/)
   })
 
+  it('a log cleared while it is read: newer events with small record ids are delivered, replays still dropped', async () => {
+    const positions = new MemoryPositionStore()
+    await positions.set('eventlog:Security', 99)
+    // catch-up 100 (03:12:45) and 101 (03:20:02); the queue repeats 101; then the log is cleared:
+    // record 1 (04:01:19, newer than anything seen) and record 2 arrive
+    const t = start({log: {Security: securityLog([100, 101])}, liveFrom: {Security: 1000}, overlap: 1,
+      clearedLive: {Security: [{file: 'security-4625-ntlm-no-ip.xml', rid: 1}, {file: 'security-4625-network-ntlm.xml', rid: 2}]}}, {positions})
+    await t.begin()
+    await until('four records', () => t.records.length >= 4)
+    expect(rids(t.records)).to.deep.equal([100, 101, 1, 2])
+    expect(t.src.stats.duplicates).to.equal(1) // 101 from the queue
+    expect(t.ctx.lines.join('\n')).to.match(/channel Security was cleared \(record 1 is newer than record 101\)/)
+    await until('position saved', () => positions.values.get('eventlog:Security') === 2)
+  })
+
   it('junk on the worker output (cut lines, invalid UTF-8, NULs, oversized lines) is counted, not fatal; a channel that does not exist is reported', async () => {
     const t = start({log: {Security: securityLog([7, 8])}, liveFrom: {Security: 7}, junk: true}, {selectors: [...SECURITY, {source: 'Microsoft-Windows-TerminalServices-Gateway', prefix: false, ids: [312]}]})
     await t.begin()

@@ -13,6 +13,7 @@
 //     "log": {"Security": [{"file": "security-4625-network-ntlm.xml", "rid": 10}, …]},
 //     "liveFrom": {"Security": 12},  records with rid >= this arrive as live events, after the catch-up
 //     "overlap": 1,                  the live queue repeats the last N catch-up records (as on Windows)
+//     "clearedLive": {"Security": [{…}]}  live events after the log was cleared while running (ids start again)
 //     "crashAfter": 2,               the first run exits with status 3 after N event lines
 //     "stateFile": "/tmp/…",         counts runs (for crashAfter)
 //     "fatal": "…",                  print a fatal/fallback line and exit (Constrained Language Mode)
@@ -304,6 +305,7 @@ function worker(scenarioFile) {
         out({type: 'caughtup', ch: ch.ch, last: newest})
         const keepLive = queryFilter(ch.live)
         live.push(...sent.slice(Math.max(0, sent.length - (sc.overlap ?? 0))), ...all.filter((ev) => ev.rid >= liveFrom && keepLive(ev)))
+        for (const e of sc.clearedLive?.[ch.ch] ?? []) live.push(loadEvent({...e, channel: ch.ch}))
       }
       for (const ev of live) send(ev)
     } catch (e) {

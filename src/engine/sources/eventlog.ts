@@ -435,6 +435,8 @@ class EventLogSourceImpl implements Source {
   readonly stats: EventLogStats = {...newStats(), duplicates: 0, mode: 'worker', workerStarts: 0, polls: 0}
   private sink: RecordSink | undefined
   private marks = new RecordMarks()
+  /** Per channel, the newest event time delivered since start (tells a cleared log from a replay). */
+  private readonly newestTime = new Map<string, number>()
   private readonly queries: ChannelQuery[]
   private worker: WorkerProcess | undefined
   private stopped = false
@@ -589,15 +591,26 @@ class EventLogSourceImpl implements Source {
   /** Hands on one event unless its record id is not above the channel's mark. */
   private deliver(ev: WinEvent, message: string | undefined): void {
     if (this.stopped || this.sink === undefined) return
-    if (!this.queries.some((q) => q.channel.toLowerCase() === ev.channel.toLowerCase())) {
+    const lower = ev.channel.toLowerCase()
+    const q = this.queries.find((x) => x.channel.toLowerCase() === lower)
+    if (q === undefined) {
       this.stats.drops++
       return
     }
-    const ch = this.queries.find((q) => q.channel.toLowerCase() === ev.channel.toLowerCase())!.channel
+    const ch = q.channel
+    const newest = this.newestTime.get(ch)
     if (!this.marks.accept(ch, ev.record)) {
-      this.stats.duplicates++
-      return
+      // A record at or below the mark is a replay, whose time was seen already; one newer than
+      // every record seen means the log was cleared while we read it (ids start again at 1).
+      if (newest === undefined || ev.time === undefined || ev.time <= newest) {
+        this.stats.duplicates++
+        return
+      }
+      this.ctx.log.warning(`[${this.cfg.name}] channel ${ch} was cleared (record ${ev.record} is newer than record ${this.marks.get(ch)}): reading it from its start`)
+      this.marks.reset(ch)
+      this.marks.accept(ch, ev.record)
     }
+    if (ev.time !== undefined && (newest === undefined || ev.time > newest)) this.newestTime.set(ch, ev.time)
     const now = Date.now() / 1000
     const rec = eventToRecord({...ev, channel: ch}, this.cfg.name, now, message)
     if (!matchesEventSelectors(this.opts.selectors, rec.fields)) {
