@@ -52,7 +52,7 @@ import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import {
   canonicalNetwork, closestName, ConfigErrors, ESL_LEVELS, LOG_LEVELS,
   type ActionCommand, type ActionConfig, type CaptureFilterConfig, type ConnectConfig, type CounterConfig,
-  type Endpoint, type EslLevel, type EventSelector, type FilterConfig, type FilterEngine, type JailActionRef,
+  type Endpoint, type EslLevel, type EventLogLocalSource, type EventSelector, type FilterConfig, type FilterEngine, type JailActionRef,
   type JailConfig, type JailGlobals, type LineEnding, type LogConfig, type LogLevel, type Origin, type ParamValue,
   type SourceConfig, type SpylogConfig,
 } from './model.js'
@@ -1396,13 +1396,14 @@ class Validator {
     const positional = implicit ? 1 : 2
     const base = {name, origin: o.origin, spec, implicit}
     const kinds = ['file', 'net', 'syslog', 'trap', 'eventlog', 'esl', 'process']
-    if (!kinds.includes(kind) || info === '') {
+    if (!kinds.includes(kind) || (info === '' && kind !== 'eventlog')) {
       const s = closestName(kind, kinds)
       o.err(specField, `invalid source string ${JSON.stringify(spec)}: expected TYPE:INFO with TYPE one of ${kinds.join(', ')}${s !== undefined && s !== kind ? `; did you mean ${s}:?` : ''}`)
       o.finish([], positional)
       return undefined
     }
     const maxLine = (): number => o.int('max_line', {min: 1, def: 4096})!
+    if (kind === 'eventlog' && (info === '' || info === 'local')) return this.localEventLog(o, base, positional)
     switch (kind) {
       case 'file': {
         const p = path.isAbsolute(info) || path.win32.isAbsolute(info) ? info : path.resolve(this.configDir, info)
@@ -1454,7 +1455,7 @@ class Validator {
         const hp = m ? parseHostPort(m[1]!, 162) : undefined
         const extra = kind === 'trap' ? ['community'] : []
         if (!m || hp === undefined) {
-          o.err(specField, `invalid ${kind} source ${JSON.stringify(spec)}: expected ${kind}:udp://HOST[:PORT]`)
+          o.err(specField, `invalid ${kind} source ${JSON.stringify(spec)}: expected ${kind}:udp://HOST[:PORT]${kind === 'eventlog' ? ' (SNMP traps), or eventlog: / eventlog:local (this machine\'s event log)' : ''}`)
           o.finish(extra, positional)
           return undefined
         }
@@ -1668,6 +1669,25 @@ class Validator {
     }
   }
 
+  /** `eventlog:` / `eventlog:local`: the native event-log reader and its options. */
+  private localEventLog(o: Obj, base: {name: string; origin: Origin; spec: string; implicit: boolean}, positional: number): EventLogLocalSource {
+    const known = ['mode', 'poll', 'max_age', 'render', 'powershell', 'worker']
+    let mode: EventLogLocalSource['mode'] = 'auto'
+    const mv = o.get('mode')
+    if (mv !== undefined) {
+      if (mv === 'auto' || mv === 'powershell' || mv === 'wevtutil') mode = mv
+      else o.err('mode', `expected 'auto', 'powershell' or 'wevtutil', got ${describe(mv)}`)
+    }
+    const poll = o.duration('poll', {min: 1}) ?? 2
+    const maxAge = o.duration('max_age', {min: 0}) ?? 86400
+    const render = o.bool('render', true)!
+    const powershell = o.str('powershell')
+    const wv = o.str('worker')
+    const worker = wv === undefined ? undefined : path.isAbsolute(wv) || path.win32.isAbsolute(wv) ? wv : path.resolve(this.configDir, wv)
+    o.finish(known, positional)
+    return {...base, kind: 'eventlog', protocol: 'local', host: '', port: 0, mode, poll, maxAge, render, powershell, worker}
+  }
+
   private trap(o: Obj): FilterConfig['trap'] {
     const v = o.get('trap')
     if (v === undefined) return undefined
@@ -1711,7 +1731,12 @@ class Validator {
           else o.err(`${f}[2]`, `expected an event id (a number) or a list of them, got ${describe(x)}`, 'events')
         }
       }
-      out.push({source: prefix ? src.slice(0, -1) : src, prefix, ids})
+      let channel: string | undefined
+      for (const [k, cv] of e.fields) {
+        if (k === 'channel' && typeof cv === 'string' && cv !== '') channel = cv
+        else o.err(`${f}.${k}`, k === 'channel' ? `expected the channel name (a string), got ${describe(cv)}` : "unknown key (a selector is {'Source', ids, channel = 'Channel'})", 'events')
+      }
+      out.push({source: prefix ? src.slice(0, -1) : src, prefix, ids, ...(channel !== undefined ? {channel} : {})})
     })
     return out
   }

@@ -107,13 +107,42 @@ export interface TrapSource extends SourceBase {
 }
 
 /** `eventlog:udp://host[:port]`: Windows event-log records forwarded as SNMP traps (evntwin); filters select with `events`. */
-export interface EventLogSource extends SourceBase {
+export interface EventLogTrapSource extends SourceBase {
   readonly kind: 'eventlog'
   readonly protocol: 'udp'
   readonly host: string
   /** Default 162. */
   readonly port: number
 }
+
+/**
+ * `eventlog:` or `eventlog:local`: this machine's event log, read by a PowerShell worker
+ * (src/engine/sources/eventlog.ts), or by polling `wevtutil qe` where PowerShell cannot run.
+ * The channels and event ids read are those of the filters' `events` (a selector names a
+ * channel, or a provider whose channel is known or given with `channel = …`).
+ */
+export interface EventLogLocalSource extends SourceBase {
+  readonly kind: 'eventlog'
+  readonly protocol: 'local'
+  /** Always '' and 0: only the udp form listens (kept so both forms share the field types). */
+  readonly host: ''
+  readonly port: 0
+  /** `mode`: `auto` (PowerShell worker, wevtutil polling when it cannot run; default), `powershell`, `wevtutil`. */
+  readonly mode: 'auto' | 'powershell' | 'wevtutil'
+  /** `poll`: wevtutil polling interval, seconds (default 2). */
+  readonly poll: number
+  /** `max_age`: on catch-up after a restart, events older than this many seconds are skipped (default 86400). */
+  readonly maxAge: number
+  /** `render`: render the message text (the record text filters match; default true). */
+  readonly render: boolean
+  /** `powershell`: the PowerShell executable (default `%SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe`). */
+  readonly powershell?: string
+  /** `worker`: the worker script (default the packaged resources/windows/eventlog.ps1). */
+  readonly worker?: string
+}
+
+/** Either form of the `eventlog` source; `protocol` tells them apart. */
+export type EventLogSource = EventLogTrapSource | EventLogLocalSource
 
 /** FreeSWITCH log levels, by name, as `esl` sources accept them (`level`). */
 export const ESL_LEVELS = ['CONSOLE', 'ALERT', 'CRIT', 'ERR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'] as const
@@ -234,10 +263,13 @@ export const FILTER_ENGINES: readonly FilterEngine[] = ['lua', 'pcre', 'fail2ban
 
 /** Event-log record selection (`events`): source name (`prefix`: written with a trailing `*`) and event ids. */
 export interface EventSelector {
+  /** A channel (`Security`, `Microsoft-Windows-…/Operational`) or a provider name (`MSSQLSERVER`). */
   readonly source: string
   readonly prefix: boolean
   /** Event ids; undefined: any. */
   readonly ids?: readonly number[]
+  /** `channel = …` (native eventlog source): the channel a provider writes to, when it is not a well-known one. */
+  readonly channel?: string
 }
 
 /** What a filter.d file adds to a fail2ban filter (present only for filters read from fail2ban). */
