@@ -1,0 +1,172 @@
+import {randomUUID} from 'node:crypto'
+import {expect} from 'chai'
+import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
+import {ActionError} from '../src/engine/actions/action.js'
+import {banTarget, ruleSpec} from '../src/engine/actions/builtin/firewall.js'
+import {NftablesRunner, nftDuration} from '../src/engine/actions/builtin/nftables.js'
+import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
+import type {Ticket} from '../src/engine/types.js'
+import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
+
+function ticket(id: string, bantime: number, jail = 'sshd'): Ticket {
+  return {uuid: randomUUID(), jail, filter: 'sshd', id, isAddress: true, time: Date.now() / 1000, bantime, banCount: 0, data: {}, failures: []}
+}
+
+function action(options: Record<string, ParamValue>, parameters: Record<string, ParamValue> = {}, features: string[] = []): ActionConfig {
+  return {name: 'nftables', origin: {file: 'test', line: 0}, parameters, options, builtin: {kind: 'firewall', variant: 'nftables', features}}
+}
+
+describe('nftables action: rule shapes and targets', () => {
+  it('accepts addresses and networks only, in canonical form', () => {
+    expect(banTarget('203.0.113.5')).to.deep.equal({family: 4, text: '203.0.113.5', network: false})
+    expect(banTarget('2001:DB8::1')).to.deep.equal({family: 6, text: '2001:db8::1', network: false})
+    expect(banTarget('::ffff:198.51.100.7')).to.deep.equal({family: 4, text: '198.51.100.7', network: false})
+    expect(banTarget('198.51.100.77/24')).to.deep.equal({family: 4, text: '198.51.100.0/24', network: true})
+    expect(banTarget('2001:db8:1:2:3::/64')).to.deep.equal({family: 6, text: '2001:db8:1:2::/64', network: true})
+    expect(banTarget('10.0.0.1/32')).to.deep.equal({family: 4, text: '10.0.0.1', network: false})
+    for (const bad of ['root', '10.1', '0x0a000001', '1.2.3.4; rm -rf /', '1.2.3.4/33', '', '1.2.3.4 }', 'fe80::1%eth0 }']) expect(banTarget(bad), bad).to.equal(undefined)
+  })
+
+  it('reads port, protocol and blocktype like fail2ban', () => {
+    expect(ruleSpec({}, [])).to.deep.equal({protocols: undefined, ports: undefined, block: 'drop', key: ''})
+    expect(ruleSpec({port: 'ssh,http', protocol: 'tcp'}, ['multiport'])).to.deep.include({protocols: ['tcp'], ports: [[22, 22], [80, 80]], key: 'tcp-22-80'})
+    expect(ruleSpec({port: '1000:2000', protocol: 'udp', blocktype: 'REJECT --reject-with icmp-port-unreachable'}, [])).to.deep.include({ports: [[1000, 2000]], block: 'reject'})
+    expect(ruleSpec({port: 22, protocol: 'tcp', blocktype: 'REJECT --reject-with tcp-reset'}, [])).to.deep.include({block: 'reject-tcp-reset'})
+    expect(ruleSpec({port: '0:65535', protocol: 'all'}, [])).to.deep.include({ports: undefined, protocols: undefined, key: ''})
+    expect(ruleSpec({port: 'ssh', protocol: 'tcp'}, ['allports'])).to.deep.include({ports: undefined, protocols: ['tcp'], key: 'tcp'})
+    expect(() => ruleSpec({port: '22; reboot'}, [])).to.throw(ActionError, /parameter port/)
+    expect(() => ruleSpec({protocol: 'icmp'}, [])).to.throw(ActionError, /parameter protocol/)
+    expect(() => ruleSpec({blocktype: 'accept'}, [])).to.throw(ActionError, /parameter blocktype/)
+  })
+
+  it('writes durations in nft syntax', () => {
+    expect(nftDuration(2)).to.equal('2s')
+    expect(nftDuration(90061)).to.equal('1d1h1m1s')
+    expect(nftDuration(3600)).to.equal('1h')
+  })
+})
+
+describe('nftables action in a network namespace (real nft)', function () {
+  let pair: NetnsPair | undefined
+  let port = 0
+  const lines: string[] = []
+  const ctx = {log: new SinkLogger('debug', [memorySink(lines)]), neverBan: (id: string) => id === '10.255.255.1'}
+
+  before(async function () {
+    const why = netnsUnavailable() ?? (hasProgram(['nft', '--version']) ? undefined : 'nft is not installed')
+    if (why !== undefined) this.skip()
+    pair = new NetnsPair().create()
+    port = await pair.startServer()
+  })
+
+  after(() => pair?.destroy())
+
+  const list = (set: string): string => pair!.exec(pair!.victim, ['nft', 'list', 'set', 'inet', 'spylog', set])
+
+  it('creates its table, sets and chain idempotently in one batch', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    await runner.start()
+    await runner.start()
+    const table = pair!.exec(pair!.victim, ['nft', 'list', 'table', 'inet', 'spylog'])
+    for (const set of ['addr-v4', 'addr-v6', 'net-v4', 'net-v6']) expect(table).to.include(`set ${set} {`)
+    expect(table).to.match(/type filter hook input priority filter - 1; policy accept;/)
+    expect(table.match(/saddr @/g)).to.have.length(4)
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
+
+  it('blocks a banned address, and the kernel lifts the ban when its time is up', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.start()
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await runner.run('ban', {ticket: ticket(pair!.attackerIp, 2), params: {}})
+    expect(list('addr-v4')).to.include(pair!.attackerIp)
+    const blocked = await pair!.connect(pair!.victimIp, port, 10_000)
+    // refused while the element exists (a very slow machine may see it expire first)
+    if (list('addr-v4').includes(pair!.attackerIp)) expect(blocked).to.equal('ECONNREFUSED')
+    // no unban from spylog: the element's timeout does it
+    expect(await pair!.connectUntil(pair!.victimIp, port, (r) => r === 'ok')).to.equal('ok')
+    expect(list('addr-v4')).not.to.include(pair!.attackerIp)
+  })
+
+  it('drops a banned address until unban lifts the ban at once; unbanning again is not an error', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    await runner.start()
+    const t = ticket(pair!.attackerIp, 3600)
+    await runner.run('ban', {ticket: t, params: {}})
+    // dropped: the attempt can only time out; the rule's counter proves the drop happened
+    expect(await pair!.connect(pair!.victimIp, port, 1500)).to.equal('TIMEOUT')
+    expect(pair!.exec(pair!.victim, ['nft', 'list', 'chain', 'inet', 'spylog', 'input'])).to.match(/ip saddr @addr-v4 counter packets [1-9]\d* bytes \d+ drop/)
+    expect(list('addr-v4')).to.match(new RegExp(`${pair!.attackerIp.replaceAll('.', '\\.')} timeout 1h`))
+    await runner.run('unban', {ticket: t, params: {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await runner.run('unban', {ticket: t, params: {}})
+  })
+
+  it('a new ban of a banned address replaces its timeout; a permanent ban has none', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    const t = ticket('192.0.2.44', 60)
+    await runner.run('ban', {ticket: t, params: {}})
+    expect(list('addr-v4')).to.match(/192\.0\.2\.44 timeout 1m/)
+    await runner.run('ban', {ticket: {...t, bantime: 7200}, params: {}})
+    expect(list('addr-v4')).to.match(/192\.0\.2\.44 timeout 2h/)
+    await runner.run('ban', {ticket: {...t, bantime: -1}, params: {}})
+    expect(list('addr-v4')).to.match(/192\.0\.2\.44(?! timeout)/)
+    await runner.run('unban', {ticket: t, params: {}})
+    expect(list('addr-v4')).not.to.include('192.0.2.44')
+  })
+
+  it('bans networks and IPv6 addresses', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    const net = ticket(`${pair!.attackerIp.replace(/\.\d+$/, '.128')}/24`, 3600)
+    await runner.run('ban', {ticket: net, params: {}})
+    expect(list('net-v4')).to.include(pair!.attackerIp.replace(/\.\d+$/, '.0/24'))
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ECONNREFUSED')
+    await runner.run('unban', {ticket: net, params: {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+
+    expect(await pair!.connect(pair!.victimIp6, port, 10_000)).to.equal('ok')
+    const v6 = ticket(pair!.attackerIp6, 3600)
+    await runner.run('ban', {ticket: v6, params: {}})
+    expect(list('addr-v6')).to.include(pair!.attackerIp6)
+    expect(await pair!.connect(pair!.victimIp6, port, 10_000)).to.equal('ECONNREFUSED')
+    expect(await pair!.connect(pair!.victimIp, port, 10_000), 'IPv4 is not banned').to.equal('ok')
+    await runner.run('unban', {ticket: v6, params: {}})
+    expect(await pair!.connect(pair!.victimIp6, port, 10_000)).to.equal('ok')
+  })
+
+  it('restricts a ban to the jail\'s ports and protocol (multiport)', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}, ['multiport']), ctx)
+    const other = port === 1 ? 2 : 1
+    const t = ticket(pair!.attackerIp, 3600, 'other-port')
+    await runner.run('ban', {ticket: t, params: {port: `${other},ssh`, protocol: 'tcp'}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000), 'a port the jail does not guard').to.equal('ok')
+    const t2 = ticket(pair!.attackerIp, 3600, 'this-port')
+    await runner.run('ban', {ticket: t2, params: {port: String(port), protocol: 'tcp'}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ECONNREFUSED')
+    const chain = pair!.exec(pair!.victim, ['nft', 'list', 'chain', 'inet', 'spylog', `input-tcp-${port}`])
+    expect(chain).to.match(new RegExp(`tcp dport ${port} counter`))
+    await runner.run('unban', {ticket: t2, params: {port: String(port), protocol: 'tcp'}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await runner.run('unban', {ticket: t, params: {port: `${other},ssh`, protocol: 'tcp'}})
+  })
+
+  it('refuses what is not an address, and protected addresses, without retry', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    for (const id of ['admin', '1.2.3.4 } ; flush ruleset', '10.255.255.1']) {
+      const err = await runner.run('ban', {ticket: {...ticket(id, 60), isAddress: false}, params: {}}).then(() => undefined, (e: unknown) => e)
+      expect(err, id).to.be.instanceOf(ActionError)
+      expect((err as ActionError).retry, id).to.equal(false)
+    }
+    expect(list('addr-v4')).not.to.include('10.255.255.1')
+    expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).to.include('inet spylog')
+  })
+
+  it('runs nothing in a dry run', async () => {
+    const dry: string[] = []
+    const runner = new NftablesRunner(action({netns: pair!.victim, table: 'spylogdry'}), {log: new SinkLogger('info', [memorySink(dry)]), dryRun: true})
+    await runner.start()
+    await runner.run('ban', {ticket: ticket('192.0.2.9', 60), params: {}})
+    expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).not.to.include('spylogdry')
+    expect(dry.join('\n')).to.match(/would run: ip netns exec \S+ nft -f -.*192\.0\.2\.9 timeout 1m/)
+  })
+})
