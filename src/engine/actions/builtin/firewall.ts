@@ -59,7 +59,7 @@ export interface RuleSpec {
   /** Destination port ranges (inclusive), or undefined for every port. */
   readonly ports?: readonly (readonly [number, number])[]
   readonly block: 'drop' | 'reject' | 'reject-tcp-reset'
-  /** Identifies the rule shape: `''` for everything, else a short name usable in set/chain names. */
+  /** Identifies the rule shape: `''` for all traffic dropped, else a short name usable in set/chain names (`tcp-22-80`, `rej`). */
   readonly key: string
 }
 
@@ -127,11 +127,12 @@ export function ruleSpec(params: Readonly<Record<string, ParamValue>>, features:
   if (/^drop\b/.test(bt)) block = 'drop'
   else if (/^reject\b/.test(bt)) block = /tcp[- ]reset/.test(bt) && protocols?.length === 1 && protocols[0] === 'tcp' ? 'reject-tcp-reset' : 'reject'
   else throw new ActionError(`parameter blocktype: ${JSON.stringify(bt)} is neither drop nor reject`, false)
-  let key = ''
-  if (protocols !== undefined || ports !== undefined) {
-    key = [protocols?.join('+') ?? 'any', ...(ports ?? []).map(([a, b]) => (a === b ? `${a}` : `${a}_${b}`))].join('-')
-    if (key.length > 20) key = 'h' + createHash('sha1').update(key).digest('hex').slice(0, 10)
-  }
+  // each shape has sets and rules of its own: jails guarding different ports, or blocking differently, never share a rule
+  const parts: string[] = []
+  if (protocols !== undefined || ports !== undefined) parts.push(protocols?.join('+') ?? 'any', ...(ports ?? []).map(([a, b]) => (a === b ? `${a}` : `${a}_${b}`)))
+  if (block !== 'drop') parts.push(block === 'reject' ? 'rej' : 'rst')
+  let key = parts.join('-')
+  if (key.length > 20) key = 'h' + createHash('sha1').update(key).digest('hex').slice(0, 10)
   return {protocols, ports, block, key}
 }
 
