@@ -1,7 +1,9 @@
 import {randomUUID} from 'node:crypto'
 import {expect} from 'chai'
 import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
-import {ActionError} from '../src/engine/actions/action.js'
+import {ActionError, type ActionFactory} from '../src/engine/actions/action.js'
+import {findProgram} from '../src/engine/actions/builtin/exec.js'
+import {BUILTIN_ACTIONS, builtinRunner, chooseFirewallBackend, firewallAction, IpsetRunner, IptablesRunner, WINDOWS_FIREWALL} from '../src/engine/actions/builtin/index.js'
 import {banTarget, ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {NftablesRunner, nftDuration} from '../src/engine/actions/builtin/nftables.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
@@ -173,5 +175,53 @@ describe('nftables action in a network namespace (real nft)', function () {
     await runner.run('ban', {ticket: ticket('192.0.2.9', 60), params: {}})
     expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).not.to.include('spylogdry')
     expect(dry.join('\n')).to.match(/would run: ip netns exec \S+ nft -f -.*192\.0\.2\.9 timeout 1m/)
+  })
+})
+
+describe('firewall factory (BUILTIN_ACTIONS.firewall)', () => {
+  const log = new SinkLogger('info', [])
+  const fw = (variant: string, options: Record<string, ParamValue> = {}): ActionConfig => ({
+    name: `${variant}-multiport`, origin: {file: '/etc/fail2ban/jail.local', line: 7}, parameters: {}, options, builtin: {kind: 'firewall', variant, features: ['multiport']},
+  })
+
+  it('offers every built-in kind', () => {
+    for (const k of ['firewall', 'mail', 'webhook', 'log']) expect(BUILTIN_ACTIONS[k], k).to.be.a('function')
+    expect(builtinRunner({...fw('x'), builtin: undefined}, {log})).to.equal(undefined)
+  })
+
+  it('prefers nftables, then ipset + iptables, then iptables, whatever fail2ban family the action came from', () => {
+    const has = (...p: string[]) => (q: string) => p.includes(q)
+    for (const v of ['iptables', 'nftables', 'ipset', 'firewalld', 'ufw']) {
+      expect(chooseFirewallBackend(fw(v), has('nft', 'ipset', 'iptables')), v).to.equal('nftables')
+      expect(chooseFirewallBackend(fw(v), has('ipset', 'iptables')), v).to.equal('ipset')
+      expect(chooseFirewallBackend(fw(v), has('iptables')), v).to.equal('iptables')
+    }
+    expect(chooseFirewallBackend(fw('nftables', {backend: 'iptables'}), has('nft'))).to.equal('iptables')
+    expect(() => chooseFirewallBackend(fw('nftables', {backend: 'pf'}))).to.throw(ActionError, /jail\.local:7: action "nftables-multiport": option backend: "pf"/)
+  })
+
+  it('builds the runner of the chosen backend on Linux (here: what is installed)', () => {
+    const r = BUILTIN_ACTIONS.firewall(fw('iptables'), {log, platform: 'linux'})
+    const want = findProgram('nft') !== undefined ? NftablesRunner : findProgram('ipset') !== undefined ? IpsetRunner : IptablesRunner
+    expect(r).to.be.instanceOf(want)
+    expect(BUILTIN_ACTIONS.firewall(fw('nftables', {backend: 'ipset'}), {log, platform: 'linux'})).to.be.instanceOf(IpsetRunner)
+    expect(BUILTIN_ACTIONS.firewall(fw('nftables', {backend: 'iptables'}), {log, platform: 'linux'})).to.be.instanceOf(IptablesRunner)
+  })
+
+  it("defers to the registered 'windows-firewall' factory on win32, and says so when there is none", () => {
+    expect(() => BUILTIN_ACTIONS.firewall(fw('iptables'), {log, platform: 'win32'})).to.throw(ActionError, /no Windows firewall backend/)
+    const seen: string[] = []
+    const fake: ActionFactory = (cfg) => {
+      seen.push(cfg.name)
+      return {name: cfg.name, unique: () => '', run: async () => {}}
+    }
+    BUILTIN_ACTIONS[WINDOWS_FIREWALL] = fake
+    try {
+      expect(BUILTIN_ACTIONS.firewall(fw('iptables'), {log, platform: 'win32'}).name).to.equal('iptables-multiport')
+      expect(seen).to.deep.equal(['iptables-multiport'])
+    } finally {
+      delete BUILTIN_ACTIONS[WINDOWS_FIREWALL]
+    }
+    expect(firewallAction({linux: fake})(fw('nftables'), {log, platform: 'linux'}).name).to.equal('nftables-multiport')
   })
 })
