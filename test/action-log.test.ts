@@ -82,7 +82,7 @@ ACTION{"cmd", ban = "echo <HOST>"}
     })
     const cfg = loadLuaConfig(dir)
     const a = new Map(cfg.actions.map((x) => [x.name, x]))
-    expect(a.get('banlog')!.builtin).to.deep.equal({kind: 'log', variant: 'log', features: []})
+    expect(a.get('banlog')!.builtin).to.deep.equal({kind: 'log', variant: 'spylog', features: []})
     expect(a.get('hook')!.builtin).to.deep.include({kind: 'webhook'})
     expect(a.get('fw')!.builtin).to.deep.include({kind: 'firewall'})
     expect(a.get('cmd')!.builtin).to.equal(undefined)

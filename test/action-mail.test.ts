@@ -185,11 +185,16 @@ describe('mail action (real SMTP server: python3-aiosmtpd)', () => {
     expect(auth.messages).to.have.length(1)
   })
 
-  it('rejects incomplete or bad options with the file and action name', () => {
-    const at = /jail\.local:12: action "sendmail-whois-lines"/
-    expect(() => new MailRunner(action({from: 'a@x.org', to: 'b@x.org'}), {log})).to.throw(ActionError, at).and.to.match(/server\.address/)
-    expect(() => new MailRunner(action({host: 'h', to: 'b@x.org'}), {log})).to.throw(ActionError, /option from is required/)
-    expect(() => new MailRunner(action({host: 'h', from: 'a@x.org', to: 'not an address'}), {log})).to.throw(ActionError, /option to: "not an address"/)
+  it('rejects incomplete or bad options of a Lua ACTION{} with the file and action name', () => {
+    const lua = (options: Record<string, ParamValue>): ActionConfig => ({...action(options), name: 'mail', origin: {file: '/etc/spylog/actions/mail.lua', line: 2}, builtin: {kind: 'mail', variant: 'spylog', features: []}})
+    expect(() => new MailRunner(lua({from: 'a@x.org', to: 'b@x.org'}), {log})).to.throw(ActionError, /mail\.lua:2: action "mail": option server\.address/)
+    expect(() => new MailRunner(lua({host: 'h', to: 'b@x.org'}), {log})).to.throw(ActionError, /option from is required/)
+    expect(() => new MailRunner(lua({host: 'h', from: 'a@x.org', to: 'not an address'}), {log})).to.throw(ActionError, /option to: "not an address"/)
+    // mapped from fail2ban: the local MTA and fail2ban's sender/recipient defaults
+    const f2b = new MailRunner(action({}, {parameters: {dest: 'sec@example.org'}}), {log})
+    expect(f2b.smtp).to.deep.include({host: 'localhost', port: 25, secure: false})
+    expect(f2b.message('ban', {ticket, params: {dest: 'sec@example.org'}}).to).to.deep.equal([{address: 'sec@example.org'}])
+    expect(f2b.message('ban', {ticket, params: {}}).from.address).to.match(/^root@/)
     expect(smtpSettings(action({server: {address: 'mail.example.org:465'}}))).to.deep.include({host: 'mail.example.org', port: 465, secure: true})
     expect(smtpSettings(action({server: {address: 'mail.example.org', ssl: true}}))).to.deep.include({port: 465, secure: true})
     expect(smtpSettings(action({host: 'mail.example.org'}))).to.deep.include({port: 25, secure: false})

@@ -2022,7 +2022,7 @@ class Validator {
       if (kind !== undefined && kind !== k) o.err(field, `ban and unban call different built-in actions ('@${BUILTIN_ACTION_MODULES[kind]}', '@${cmd.module}'); use one per ACTION{}`)
       kind ??= k
     }
-    return kind === undefined ? undefined : {kind, variant: kind, features: []}
+    return kind === undefined ? undefined : {kind, variant: 'spylog', features: []}
   }
 
   private command(o: Obj, field: string): ActionCommand | undefined {

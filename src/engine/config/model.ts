@@ -403,8 +403,8 @@ export interface BuiltinAction {
   /**
    * The family the action was mapped from: `iptables`, `nftables`, `firewalld`, `ipset`, `ufw`
    * (firewall; where that firewall is not available, as on Windows, the platform's own firewall
-   * is used) or `sendmail`, `mail`, `smtp` (mail); for actions a Lua configuration names by
-   * module, the kind itself (`webhook`, `log`, `firewall`, `mail`).
+   * is used) or `sendmail`, `mail`, `smtp` (mail); `spylog` for a Lua ACTION{} that calls the
+   * module itself (`'@spylog.actions.webhook'` …).
    */
   readonly variant: string
   /** The rest of the fail2ban name, split at `-` (`allports`, `multiport`, `whois`, `lines`, `buffered`, …). */

@@ -9,13 +9,17 @@
  *   }
  *
  * (flat `host`, `port`, `secure`, `user`, `password`, `from`, `to` work too; `timeout` is in
- * milliseconds; `verify = false` accepts any server certificate). fail2ban's parameters
- * override them per jail: `dest`, `destname`, `sender`, `sendername`; lua-spylog's `fullsubj`
+ * milliseconds; `verify = false` accepts any server certificate). Actions mapped from fail2ban
+ * (sendmail*, mail*, smtp.py) default to the local MTA (localhost:25, or smtp.py's `host`,
+ * `user`, `password` parameters), sender root@<host> and recipient root@localhost, as fail2ban
+ * does. fail2ban's parameters override them per jail: `dest`, `destname`, `sender`,
+ * `sendername`; lua-spylog's `fullsubj`
  * and `fullmsg` replace subject and body. The module's argument string gives the subject and
  * body templates (`"Ban <HOST>" "Jail: <JAIL> …"`); without one spylog writes its own message,
  * with the failure lines when the action name has the `lines` feature (sendmail-whois-lines)
  * or `lines = true`. `whois` lookups are not done (the feature is accepted and ignored).
  */
+import {hostname} from 'node:os'
 import nodemailer from 'nodemailer'
 import type {Transporter} from 'nodemailer'
 import type {ActionConfig, ParamValue} from '../../config/model.js'
@@ -47,6 +51,12 @@ export interface MailMessage {
   readonly to: readonly Mailbox[]
   readonly subject: string
   readonly text: string
+}
+
+/** Whether the action was mapped from a fail2ban mail action (sendmail*, mail*, smtp.py). */
+function fromFail2ban(cfg: ActionConfig): boolean {
+  const v = cfg.builtin?.variant
+  return v === 'sendmail' || v === 'mail' || v === 'smtp'
 }
 
 const ADDRESS = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+$/
@@ -89,7 +99,9 @@ export function smtpSettings(cfg: ActionConfig): SmtpSettings {
   const at = where(cfg)
   const o = cfg.options
   const server = obj(o.server) ?? {}
-  let host = paramText(server.address ?? server.host ?? o.host)
+  const p = cfg.parameters
+  // fail2ban's mail actions hand mail to the local MTA (smtp.py takes a `host` parameter)
+  let host = paramText(server.address ?? server.host ?? o.host) ?? (fromFail2ban(cfg) ? (paramText(p.host) ?? 'localhost') : undefined)
   if (host === undefined) throw new ActionError(`${at}: option server.address (or host) is required: the SMTP server`, false)
   let port: number | undefined
   const hp = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(host)
@@ -102,8 +114,8 @@ export function smtpSettings(cfg: ActionConfig): SmtpSettings {
   const secure = bool(server.ssl ?? server.secure ?? o.secure ?? o.ssl) ?? port === 465
   port ??= secure ? 465 : 25
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ActionError(`${at}: option port: ${JSON.stringify(pv ?? port)} is not a port number`, false)
-  const user = paramText(server.user ?? o.user)
-  const password = paramText(server.password ?? o.password)
+  const user = paramText(server.user ?? o.user ?? p.user)
+  const password = paramText(server.password ?? o.password ?? p.password)
   const verify = bool(server.verify ?? o.verify) ?? true
   return {host, port, secure, user, password, verify}
 }
@@ -112,8 +124,8 @@ export function smtpSettings(cfg: ActionConfig): SmtpSettings {
 export class MailRunner implements ActionRunner {
   readonly name: string
   readonly smtp: SmtpSettings
-  private readonly from: Mailbox[]
-  private readonly to: Mailbox[]
+  private from: Mailbox[]
+  private to: Mailbox[]
   private readonly lines: boolean
   private readonly timeoutMs: number
   private transport?: Transporter
@@ -128,6 +140,11 @@ export class MailRunner implements ActionRunner {
     this.from = mailboxes(cfg.options.from, 'from', at)
     this.to = mailboxes(cfg.options.to, 'to', at)
     const p = cfg.parameters
+    if (fromFail2ban(cfg)) {
+      // fail2ban's defaults (sender root@<host>, dest root), unless the jail passes sender/dest
+      if (this.from.length === 0) this.from = [{address: `root@${hostname() || 'localhost'}`}]
+      if (this.to.length === 0) this.to = [{address: 'root@localhost'}]
+    }
     if (this.from.length === 0 && p.sender === undefined) throw new ActionError(`${at}: option from is required (the sender address)`, false)
     if (this.to.length === 0 && p.dest === undefined) throw new ActionError(`${at}: option to is required (who gets the messages)`, false)
     const features = cfg.builtin?.features ?? []
