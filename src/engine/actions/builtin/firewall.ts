@@ -211,6 +211,8 @@ export abstract class FirewallRunner implements ActionRunner {
   protected readonly prefix: readonly string[]
   protected readonly timeoutMs: number
   protected readonly defaultBlock: 'drop' | 'reject'
+  /** Active bans of this process by shape and target: jail → end (Unix seconds, Infinity for permanent). */
+  private readonly holders = new Map<string, Map<string, number>>()
 
   constructor(
     protected readonly cfg: ActionConfig,
@@ -239,8 +241,30 @@ export abstract class FirewallRunner implements ActionRunner {
     }
     const params = {...this.cfg.parameters, ...req.params}
     const rule = ruleSpec(params, this.cfg.builtin?.features ?? [], this.defaultBlock)
-    if (op === 'ban') await this.ban(target, rule, remainingSeconds(ticket))
-    else await this.unban(target, rule)
+    // Jails whose rules have the same shape share a set entry / rule: the entry lasts as long as
+    // the longest of their bans, and an unban lifts it only when no other jail still holds it.
+    const key = `${rule.key}\u0000${target.text}`
+    const now = Date.now() / 1000
+    if (op === 'ban') {
+      const left = remainingSeconds(ticket, now)
+      let h = this.holders.get(key)
+      if (h === undefined) this.holders.set(key, (h = new Map()))
+      h.set(ticket.jail, left === undefined ? Infinity : now + left)
+      const until = Math.max(...h.values())
+      await this.ban(target, rule, until === Infinity ? undefined : Math.max(1, Math.ceil(until - now)))
+      return
+    }
+    const h = this.holders.get(key)
+    if (h !== undefined) {
+      h.delete(ticket.jail)
+      for (const [jail, until] of h) if (until <= now) h.delete(jail)
+      if (h.size > 0) {
+        this.ctx.log.debug(`${this.name}: ${target.text} stays banned: jail${h.size > 1 ? 's' : ''} ${[...h.keys()].join(', ')} still hold${h.size > 1 ? '' : 's'} it`)
+        return
+      }
+      this.holders.delete(key)
+    }
+    await this.unban(target, rule)
   }
 
   /** Block `target` for `seconds` (undefined: until unbanned). */

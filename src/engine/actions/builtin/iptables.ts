@@ -63,8 +63,8 @@ export function inputChain(params: Readonly<Record<string, ParamValue>>): string
 /** A FirewallRunner that speaks iptables: the program per family, and idempotent rule insertion. */
 export abstract class XtablesRunner extends FirewallRunner {
   protected readonly bin: Readonly<Record<4 | 6, string>>
-  /** Shapes (`key/family`) whose structure exists. */
-  protected readonly ready = new Set<string>()
+  /** Shapes (`key/family`) whose structure exists or is being made (concurrent jobs wait for the same promise). */
+  protected readonly ready = new Map<string, Promise<void>>()
 
   constructor(cfg: ActionConfig, ctx: ActionContext, opts: IptablesOptions) {
     super(cfg, ctx, opts)
@@ -87,11 +87,16 @@ export abstract class XtablesRunner extends FirewallRunner {
   protected abstract structure(rule: RuleSpec, family: 4 | 6): Promise<void>
 
   /** Makes sure the structure of `rule` exists for `family` (once per process). */
-  protected async prepare(rule: RuleSpec, family: 4 | 6): Promise<void> {
-    const k = `${rule.key}/${family}/${rule.block}`
-    if (this.ready.has(k)) return
-    await this.structure(rule, family)
-    this.ready.add(k)
+  protected prepare(rule: RuleSpec, family: 4 | 6): Promise<void> {
+    const k = `${rule.key}/${family}`
+    let p = this.ready.get(k)
+    if (p === undefined) {
+      p = this.structure(rule, family)
+      this.ready.set(k, p)
+      // a failed attempt is tried again by the next job
+      p.catch(() => this.ready.delete(k))
+    }
+    return p
   }
 
   /** Creates the structure of the action's own shape: IPv4 must work, IPv6 may be missing (a warning; retried on the first IPv6 ban). */
