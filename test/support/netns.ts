@@ -42,8 +42,10 @@ export class NetnsPair {
   private readonly subnet = `10.${100 + (parseInt(this.id.slice(0, 2), 16) % 100)}.${parseInt(this.id.slice(2, 4), 16)}`
   readonly victimIp = `${this.subnet}.1`
   readonly attackerIp = `${this.subnet}.2`
-  readonly victimIp6 = `fd00:5:${this.id.slice(0, 4)}::1`
-  readonly attackerIp6 = `fd00:5:${this.id.slice(0, 4)}::2`
+  // canonical text (no leading zeros), as the firewall tools print it
+  private readonly subnet6 = `fd00:5:${parseInt(this.id.slice(0, 4), 16).toString(16)}`
+  readonly victimIp6 = `${this.subnet6}::1`
+  readonly attackerIp6 = `${this.subnet6}::2`
   private created: string[] = []
   private servers: ChildProcess[] = []
 
