@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import {expect} from 'chai'
 import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
 import {ActionError, type ActionFactory} from '../src/engine/actions/action.js'
-import {findProgram} from '../src/engine/actions/builtin/exec.js'
+import {execArgv, ExecStartError, findProgram} from '../src/engine/actions/builtin/exec.js'
 import {BUILTIN_ACTIONS, builtinRunner, chooseFirewallBackend, firewallAction, IpsetRunner, IptablesRunner, WINDOWS_FIREWALL} from '../src/engine/actions/builtin/index.js'
 import {banTarget, ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {NftablesRunner, nftDuration} from '../src/engine/actions/builtin/nftables.js'
@@ -237,5 +237,27 @@ describe('firewall factory (BUILTIN_ACTIONS.firewall)', () => {
       delete BUILTIN_ACTIONS[WINDOWS_FIREWALL]
     }
     expect(firewallAction({linux: fake})(fw('nftables'), {log, platform: 'linux'}).name).to.equal('nftables-multiport')
+  })
+})
+
+describe('argv runner (exec.ts)', () => {
+  it('passes arguments and stdin literally, without a shell', async () => {
+    const r = await execArgv([process.execPath, '-e', 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify([process.argv.slice(1),s])))', '$(touch /tmp/x); `id`', '; rm -rf /'], {input: '1.2.3.4 } ; flush ruleset\n'})
+    expect(r.code).to.equal(0)
+    expect(JSON.parse(r.stdout)).to.deep.equal([['$(touch /tmp/x); `id`', '; rm -rf /'], '1.2.3.4 } ; flush ruleset\n'])
+  })
+
+  it('kills a program that runs past its time limit, and reports one that cannot start', async () => {
+    const r = await execArgv([process.execPath, '-e', 'setInterval(()=>{},1000)'], {timeoutMs: 300})
+    expect(r.timedOut).to.equal(true)
+    expect(r.signal).to.equal('SIGKILL')
+    const err = await execArgv(['spylog-no-such-program-x']).then(() => undefined, (e: unknown) => e)
+    expect(err).to.be.instanceOf(ExecStartError)
+    expect((err as Error).message).to.equal('spylog-no-such-program-x: command not found')
+  })
+
+  it('keeps at most maxOutput bytes of output', async () => {
+    const r = await execArgv([process.execPath, '-e', 'process.stdout.write("x".repeat(100000))'], {maxOutput: 1000})
+    expect(r.stdout).to.have.length(1000)
   })
 })

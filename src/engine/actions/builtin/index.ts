@@ -58,7 +58,7 @@ export function firewallAction(platforms: Partial<Record<NodeJS.Platform, Action
     }
     if (platform !== 'linux') throw new ActionError(`${where(cfg)}: spylog has no firewall backend for ${platform}`, false)
     const backend = chooseFirewallBackend(cfg, installed)
-    ctx.log.info(`${cfg.name}: firewall backend ${backend === 'ipset' ? 'ipset + iptables' : backend}${cfg.builtin !== undefined && cfg.builtin.variant !== backend && cfg.builtin.variant !== 'firewall' ? ` (for fail2ban's ${cfg.builtin.variant} action)` : ''}`)
+    ctx.log.info(`${cfg.name}: firewall backend ${backend === 'ipset' ? 'ipset + iptables' : backend}${cfg.builtin !== undefined && cfg.builtin.variant !== backend && cfg.builtin.variant !== 'spylog' ? ` (for fail2ban's ${cfg.builtin.variant} action)` : ''}`)
     switch (backend) {
       case 'nftables':
         return new NftablesRunner(cfg, ctx)
