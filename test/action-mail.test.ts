@@ -126,8 +126,12 @@ describe('mail action (real SMTP server: python3-aiosmtpd)', () => {
       to: [{title: 'Admin', address: 'admin@example.org'}, 'Sec <sec@example.org>'],
     }, {}, ['whois', 'lines']), {log})
     await runner.run('ban', {ticket, params: {}})
+    // fail2ban's sendmail actions have no unban: nothing is sent (the next message is the next ban)
+    await runner.run('unban', {ticket, params: {}})
+    await runner.run('ban', {ticket: {...ticket, id: '198.51.100.24'}, params: {}})
     await runner.stop()
-    const [m] = await open.waitFor(1)
+    const [m, next] = await open.waitFor(2)
+    expect(next!.subject).to.equal('[spylog] postfix-sasl: banned 198.51.100.24 after 2 failures')
     expect(m!.mail_from).to.equal('spylog@example.org')
     expect(m!.rcpt_tos).to.deep.equal(['admin@example.org', 'sec@example.org'])
     expect(m!.from).to.equal('spylog on gw <spylog@example.org>')

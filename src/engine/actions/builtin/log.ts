@@ -11,7 +11,7 @@ import {type ActionConfig, LOG_LEVELS, type LogLevel} from '../../config/model.j
 import {formatLogLine} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
 import {optionText} from './firewall.js'
-import {applyTags, jobTags, splitArgs} from './tags.js'
+import {applyTags, handles, jobTags, splitArgs} from './tags.js'
 
 /** The log runner; see the module comment. */
 export class LogRunner implements ActionRunner {
@@ -46,6 +46,7 @@ export class LogRunner implements ActionRunner {
   }
 
   async run(op: ActionOp, req: BanRequest): Promise<void> {
+    if (!handles(this.cfg, op)) return
     const msg = this.message(op, req)
     if (this.file === undefined || this.ctx.dryRun === true) {
       this.ctx.log.log(this.level, this.ctx.dryRun === true && this.file !== undefined ? `${this.name}: dry run, would write to ${this.file}: ${msg}` : msg)

@@ -27,7 +27,7 @@ import {formatLogTime} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
 import {optionNumber, paramText} from './firewall.js'
 import {where} from './log.js'
-import {applyTags, jobTags, splitArgs} from './tags.js'
+import {applyTags, handles, jobTags, splitArgs} from './tags.js'
 
 /** A mailbox: address and optional display name. */
 export interface Mailbox {
@@ -213,6 +213,7 @@ export class MailRunner implements ActionRunner {
   }
 
   async run(op: ActionOp, req: BanRequest): Promise<void> {
+    if (!handles(this.cfg, op)) return
     const msg = this.message(op, req)
     if (this.ctx.dryRun === true) {
       this.ctx.log.info(`${this.name}: dry run, would mail ${msg.to.map((m) => m.address).join(', ')}: ${msg.subject}`)

@@ -4,7 +4,7 @@
  * it, and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
  * a message text: it never reaches a command line.
  */
-import type {ParamValue} from '../../config/model.js'
+import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import type {ActionOp, BanRequest} from '../action.js'
 
@@ -73,4 +73,13 @@ export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
 /** Replaces each `<name>` whose name (any case) has a value; other `<…>` text stays as written. */
 export function applyTags(text: string, tags: ReadonlyMap<string, string>): string {
   return text.replace(/<([A-Za-z_][\w-]*)>/g, (m, name: string) => tags.get(name.toLowerCase()) ?? m)
+}
+
+/**
+ * Whether a notifying action handles `op`: an action that names commands handles the ops it
+ * names (fail2ban's sendmail* actions have no unban, so they send nothing on unban); one that
+ * names none (built in code) handles both.
+ */
+export function handles(cfg: ActionConfig, op: ActionOp): boolean {
+  return (cfg.ban === undefined && cfg.unban === undefined) || cfg[op] !== undefined
 }

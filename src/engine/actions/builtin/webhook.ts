@@ -12,6 +12,7 @@ import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
 import {optionNumber, optionText} from './firewall.js'
 import {where} from './log.js'
+import {handles} from './tags.js'
 
 /** The header carrying the body's signature. */
 export const SIGNATURE_HEADER = 'X-Spylog-Signature'
@@ -45,7 +46,7 @@ export class WebhookRunner implements ActionRunner {
   private readonly secret?: string
 
   constructor(
-    cfg: ActionConfig,
+    private readonly cfg: ActionConfig,
     private readonly ctx: ActionContext,
   ) {
     this.name = cfg.name
@@ -85,6 +86,7 @@ export class WebhookRunner implements ActionRunner {
   }
 
   async run(op: ActionOp, req: BanRequest): Promise<void> {
+    if (!handles(this.cfg, op)) return
     const body = JSON.stringify(this.payload(op, req))
     if (this.ctx.dryRun === true) {
       this.ctx.log.info(`${this.name}: dry run, would POST to ${this.url.origin}${this.url.pathname}: ${body}`)
