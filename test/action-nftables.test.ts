@@ -6,8 +6,10 @@ import {execArgv, ExecStartError, findProgram} from '../src/engine/actions/built
 import {BUILTIN_ACTIONS, builtinRunner, chooseFirewallBackend, firewallAction, IpsetRunner, IptablesRunner, WINDOWS_FIREWALL} from '../src/engine/actions/builtin/index.js'
 import {banTarget, ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {NftablesRunner, nftDuration} from '../src/engine/actions/builtin/nftables.js'
+import {loadFail2banConfig} from '../src/engine/config/fail2ban.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import type {Ticket} from '../src/engine/types.js'
+import {tempTree} from './support/files.js'
 import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
 
 /** A rejected connection: refused, or unreachable when the reject already hit IPv6 neighbour discovery. */
@@ -169,6 +171,27 @@ describe('nftables action in a network namespace (real nft)', function () {
     await runner.run('unban', {ticket: t2, params: {port: String(port), protocol: 'tcp'}})
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
     await runner.run('unban', {ticket: t, params: {port: `${other},ssh`, protocol: 'tcp'}})
+  })
+
+  it('runs a fail2ban jail.local action (nftables-multiport[port=…, blocktype=reject]) read by the fail2ban reader', async () => {
+    const dir = tempTree({
+      'filter.d/app.conf': '[Definition]\nfailregex = ^fail from <HOST>$\n',
+      'app.log': '',
+      'jail.local': `[app]\nenabled = true\nfilter = app\nlogpath = @DIR@/app.log\naction = nftables-multiport[port="${port}", protocol=tcp, blocktype=reject]\n`,
+    })
+    const cfg = loadFail2banConfig(dir, {platform: 'linux'})
+    const jail = cfg.jails.find((j) => j.name === 'app')!
+    const ref = jail.actions[0]!
+    const act = cfg.actions.find((a) => a.name === ref.name)!
+    expect(act.builtin).to.deep.include({kind: 'firewall', variant: 'nftables'})
+    const runner = builtinRunner({...act, options: {netns: pair!.victim, backend: 'nftables'}}, {log: ctx.log, platform: 'linux'})!
+    expect(runner).to.be.instanceOf(NftablesRunner)
+    await runner.start!()
+    const t = ticket(pair!.attackerIp, jail.bantime, 'app')
+    await runner.run('ban', {ticket: t, params: ref.parameters ?? {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
+    await runner.run('unban', {ticket: t, params: ref.parameters ?? {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
   })
 
   it('refuses what is not an address, and protected addresses, without retry', async () => {
