@@ -106,6 +106,20 @@ describe('ipset + iptables action in a network namespace (real ipset, iptables)'
     await runner.run('unban', {ticket: other, params: {port: 'ssh,http', protocol: 'tcp'}})
   })
 
+  it('creates its set and rule again when they were removed behind its back', async () => {
+    const runner = new IpsetRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.start()
+    pair!.exec(pair!.victim, ['iptables', '-w', '-F', 'INPUT'])
+    pair!.exec(pair!.victim, ['ipset', 'destroy', 'spylog-rej-v4'])
+    const t = ticket(pair!.attackerIp, 600, 'destroyed')
+    await runner.run('ban', {ticket: t, params: {}})
+    expect(members('spylog-rej-v4')).to.include(pair!.attackerIp)
+    expect(rules('iptables')).to.include('--match-set spylog-rej-v4 src -j REJECT')
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
+    await runner.run('unban', {ticket: t, params: {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
+
   it('refuses non-addresses and protected addresses without retry', async () => {
     const runner = new IpsetRunner(action({netns: pair!.victim}), ctx)
     for (const id of ['bob', '127.0.0.1', '10.0.0.1 -exist']) {

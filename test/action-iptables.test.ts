@@ -100,6 +100,20 @@ describe('iptables action in a network namespace (real iptables, one rule per ad
     await runner.run('unban', {ticket: other, params: {port: 'ssh', protocol: 'tcp'}})
   })
 
+  it('creates its chain again when it was removed behind its back', async () => {
+    const runner = new IptablesRunner(action({netns: pair!.victim}), ctx)
+    await runner.start()
+    pair!.exec(pair!.victim, ['iptables', '-w', '-F'])
+    pair!.exec(pair!.victim, ['iptables', '-w', '-X', 'spylog'])
+    const t = ticket(pair!.attackerIp, 600, 'flushed')
+    await runner.run('ban', {ticket: t, params: {}})
+    expect(rules('iptables', 'INPUT')).to.match(/-A INPUT -j spylog$/m)
+    expect(rules('iptables', 'spylog')).to.include(`-s ${pair!.attackerIp}/32 -j DROP`)
+    expect(await pair!.connect(pair!.victimIp, port, 1500)).to.equal('TIMEOUT')
+    await runner.run('unban', {ticket: t, params: {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
+
   it('refuses non-addresses and protected addresses without retry', async () => {
     const runner = new IptablesRunner(action({netns: pair!.victim}), ctx)
     for (const id of ['-j ACCEPT', '127.0.0.1', 'alice']) {

@@ -194,8 +194,21 @@ describe('nftables action in a network namespace (real nft)', function () {
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
   })
 
+  it('creates its table again when it was removed behind its back (nft flush ruleset)', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.start()
+    pair!.exec(pair!.victim, ['nft', 'flush', 'ruleset'])
+    const t = ticket(pair!.attackerIp, 600, 'flushed')
+    await runner.run('ban', {ticket: t, params: {}})
+    expect(list('addr-rej-v4')).to.include(pair!.attackerIp)
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
+    await runner.run('unban', {ticket: t, params: {}})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
+
   it('refuses what is not an address, and protected addresses, without retry', async () => {
     const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    await runner.start()
     for (const id of ['admin', '1.2.3.4 } ; flush ruleset', '10.255.255.1']) {
       const err = await runner.run('ban', {ticket: {...ticket(id, 60), isAddress: false}, params: {}}).then(() => undefined, (e: unknown) => e)
       expect(err, id).to.be.instanceOf(ActionError)

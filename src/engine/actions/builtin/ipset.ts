@@ -46,7 +46,18 @@ export class IpsetRunner extends XtablesRunner {
     await this.prepare(rule, target.family)
     const timeout = seconds !== undefined && seconds <= IPSET_MAX_TIMEOUT ? seconds : 0
     // -exist: an address already in the set gets the new timeout
-    await this.must([this.ipset, 'add', this.setName(rule, target.family), target.text, 'timeout', String(timeout), '-exist'])
+    const add = [this.ipset, 'add', this.setName(rule, target.family), target.text, 'timeout', String(timeout), '-exist']
+    const r = await this.exec(add)
+    if (r.code === 0) return
+    if (/does not exist/i.test(r.stderr)) {
+      // the set went away since (ipset destroy, a firewall reload): make it and its rule again
+      this.ctx.log.warning(`${this.name}: set ${this.setName(rule, target.family)} is gone; creating it again`)
+      this.ready.delete(`${rule.key}/${target.family}`)
+      await this.prepare(rule, target.family)
+      await this.must(add)
+      return
+    }
+    throw new ActionError(`${this.name} (ipset): banning ${target.text} failed: ${describeExit(r, this.timeoutMs)}`)
   }
 
   protected async unban(target: BanTarget, rule: RuleSpec): Promise<void> {

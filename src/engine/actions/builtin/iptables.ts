@@ -135,7 +135,17 @@ export class IptablesRunner extends XtablesRunner {
 
   protected async ban(target: BanTarget, rule: RuleSpec, _seconds: number | undefined): Promise<void> {
     await this.prepare(rule, target.family)
-    await this.ensureRule(target.family, this.chainFor(rule), ['-s', target.text, ...iptablesTarget(rule, target.family)])
+    const spec = ['-s', target.text, ...iptablesTarget(rule, target.family)]
+    try {
+      await this.ensureRule(target.family, this.chainFor(rule), spec)
+    } catch (e) {
+      if (!/No chain|does not exist/i.test((e as Error).message)) throw e
+      // the chain went away since (iptables -F/-X, a firewall reload): make it again
+      this.ctx.log.warning(`${this.name}: chain ${this.chainFor(rule)} is gone; creating it again`)
+      this.ready.delete(`${rule.key}/${target.family}`)
+      await this.prepare(rule, target.family)
+      await this.ensureRule(target.family, this.chainFor(rule), spec)
+    }
   }
 
   protected async unban(target: BanTarget, rule: RuleSpec): Promise<void> {

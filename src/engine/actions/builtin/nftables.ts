@@ -105,12 +105,18 @@ export class NftablesRunner extends FirewallRunner {
     const set = `inet ${this.table} ${this.setFor(target, rule)}`
     const timeout = seconds !== undefined && seconds <= MAX_TIMEOUT ? ` timeout ${nftDuration(seconds)}` : ''
     // add (a no-op when present), delete, add: one transaction that sets the new timeout whether or not the element existed
-    const batch =
-      (this.ready.has(rule.key) ? '' : this.structure(rule)) +
+    const elements =
       `add element ${set} { ${target.text}${timeout} }\n` +
       `delete element ${set} { ${target.text} }\n` +
       `add element ${set} { ${target.text}${timeout} }\n`
-    const r = await this.exec([this.nft, '-f', '-'], batch)
+    const withStructure = !this.ready.has(rule.key)
+    let r = await this.exec([this.nft, '-f', '-'], (withStructure ? this.structure(rule) : '') + elements)
+    if (r.code !== 0 && !withStructure && /No such file or directory/i.test(r.stderr)) {
+      // the table went away since (`nft flush ruleset`, a firewall reload): make it again
+      this.ctx.log.warning(`${this.name}: table inet ${this.table} or its sets are gone; creating them again`)
+      this.ready.delete(rule.key)
+      r = await this.exec([this.nft, '-f', '-'], this.structure(rule) + elements)
+    }
     if (r.code !== 0) {
       if (/interval overlaps|conflicting intervals/i.test(r.stderr)) {
         this.ctx.log.warning(`${this.name}: ${target.text} overlaps a network already banned in ${set}; it stays covered by that ban`)
