@@ -26,7 +26,10 @@ describe('ipset + iptables action in a network namespace (real ipset, iptables)'
 
   before(async function () {
     const why = netnsUnavailable() ?? (hasProgram(['ipset', '--version']) && hasProgram(['iptables', '--version']) ? undefined : 'ipset or iptables is not installed')
-    if (why !== undefined) this.skip()
+    if (why !== undefined) {
+      console.log(`      (skipped: ${why})`)
+      this.skip()
+    }
     pair = new NetnsPair().create()
     port = await pair.startServer()
   })

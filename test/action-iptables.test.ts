@@ -43,7 +43,10 @@ describe('iptables action in a network namespace (real iptables, one rule per ad
 
   before(async function () {
     const why = netnsUnavailable() ?? (hasProgram(['iptables', '--version']) ? undefined : 'iptables is not installed')
-    if (why !== undefined) this.skip()
+    if (why !== undefined) {
+      console.log(`      (skipped: ${why})`)
+      this.skip()
+    }
     pair = new NetnsPair().create()
     port = await pair.startServer()
   })

@@ -63,7 +63,10 @@ describe('nftables action in a network namespace (real nft)', function () {
 
   before(async function () {
     const why = netnsUnavailable() ?? (hasProgram(['nft', '--version']) ? undefined : 'nft is not installed')
-    if (why !== undefined) this.skip()
+    if (why !== undefined) {
+      console.log(`      (skipped: ${why})`)
+      this.skip()
+    }
     pair = new NetnsPair().create()
     port = await pair.startServer()
   })

@@ -13,6 +13,11 @@ export function netnsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'network namespaces need root'
   const r = spawnSync('ip', ['netns', 'list'], {encoding: 'utf8'})
   if (r.error !== undefined || r.status !== 0) return `ip netns is unavailable: ${r.error?.message ?? r.stderr.trim()}`
+  // listing works without privileges; creating one is the real test (containers may forbid it)
+  const probe = `spylog-probe-${randomBytes(3).toString('hex')}`
+  const add = spawnSync('ip', ['netns', 'add', probe], {encoding: 'utf8'})
+  if (add.status !== 0) return `cannot create a network namespace: ${add.stderr.trim()}`
+  spawnSync('ip', ['netns', 'del', probe])
   return undefined
 }
 
