@@ -48,6 +48,15 @@ describe('nftables action: rule shapes and targets', () => {
     expect(() => ruleSpec({blocktype: 'accept'}, [])).to.throw(ActionError, /parameter blocktype/)
   })
 
+  it('rejects bad options with the file and action name', () => {
+    const log = new SinkLogger('info', [])
+    const at = (options: Record<string, ParamValue>): ActionConfig => ({...action(options), origin: {file: '/etc/spylog/actions/fw.lua', line: 4}})
+    expect(() => new NftablesRunner(at({hook: 'output'}), {log})).to.throw(ActionError, /^\/etc\/spylog\/actions\/fw\.lua:4: action "nftables": option hook: "output"/)
+    expect(() => new NftablesRunner(at({table: 'x y'}), {log})).to.throw(ActionError, /option table/)
+    expect(() => new NftablesRunner(at({netns: '../../x'}), {log})).to.throw(ActionError, /option netns/)
+    expect(() => new NftablesRunner(at({timeout: -5}), {log})).to.throw(ActionError, /option timeout must be a positive number/)
+  })
+
   it('writes durations in nft syntax', () => {
     expect(nftDuration(2)).to.equal('2s')
     expect(nftDuration(90061)).to.equal('1d1h1m1s')

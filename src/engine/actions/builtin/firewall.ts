@@ -162,11 +162,16 @@ export function remainingSeconds(ticket: {time: number; bantime: number}, nowSec
   return Math.max(1, Math.ceil(ticket.time + ticket.bantime - nowSeconds))
 }
 
+/** `file:line: action "name"`, the head of configuration error messages. */
+export function where(cfg: ActionConfig): string {
+  return `${cfg.origin.file}${cfg.origin.line > 0 ? `:${cfg.origin.line}` : ''}: action ${JSON.stringify(cfg.name)}`
+}
+
 /** A string option of the action (`options = {netns = …}`), checked. */
 export function optionText(cfg: ActionConfig, name: string): string | undefined {
   const v = cfg.options[name]
   if (v === undefined) return undefined
-  if (typeof v !== 'string' && typeof v !== 'number') throw new ActionError(`action ${cfg.name}: option ${name} must be a string`, false)
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ActionError(`${where(cfg)}: option ${name} must be a string`, false)
   return String(v)
 }
 
@@ -175,7 +180,7 @@ export function optionNumber(cfg: ActionConfig, name: string): number | undefine
   const v = cfg.options[name]
   if (v === undefined) return undefined
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN
-  if (!Number.isFinite(n) || n <= 0) throw new ActionError(`action ${cfg.name}: option ${name} must be a positive number, got ${JSON.stringify(v)}`, false)
+  if (!Number.isFinite(n) || n <= 0) throw new ActionError(`${where(cfg)}: option ${name} must be a positive number, got ${JSON.stringify(v)}`, false)
   return n
 }
 
@@ -192,11 +197,11 @@ export interface FirewallOptions {
 /** FirewallOptions from an ActionConfig's options (`netns`, `prefix` as a list of words, `timeout`). */
 export function firewallOptions(cfg: ActionConfig): FirewallOptions {
   const netns = optionText(cfg, 'netns')
-  if (netns !== undefined && !/^[\w.-]{1,64}$/.test(netns)) throw new ActionError(`action ${cfg.name}: option netns: ${JSON.stringify(netns)} is not a namespace name`, false)
+  if (netns !== undefined && !/^[\w.-]{1,64}$/.test(netns)) throw new ActionError(`${where(cfg)}: option netns: ${JSON.stringify(netns)} is not a namespace name`, false)
   const pv = cfg.options.prefix
   let prefix: string[] | undefined
   if (pv !== undefined) {
-    if (!Array.isArray(pv) || !pv.every((w) => typeof w === 'string')) throw new ActionError(`action ${cfg.name}: option prefix must be a list of words`, false)
+    if (!Array.isArray(pv) || !pv.every((w) => typeof w === 'string')) throw new ActionError(`${where(cfg)}: option prefix must be a list of words`, false)
     prefix = pv as string[]
   }
   return {netns, prefix, timeoutMs: optionNumber(cfg, 'timeout')}

@@ -10,7 +10,7 @@ import path from 'node:path'
 import {type ActionConfig, LOG_LEVELS, type LogLevel} from '../../config/model.js'
 import {formatLogLine} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
-import {optionText} from './firewall.js'
+import {optionText, where} from './firewall.js'
 import {applyTags, handles, jobTags, splitArgs} from './tags.js'
 
 /** The log runner; see the module comment. */
@@ -59,9 +59,4 @@ export class LogRunner implements ActionRunner {
       throw new ActionError(`${this.name}: cannot write ${this.file}: ${(e as Error).message}`)
     }
   }
-}
-
-/** `file:line: action "name"` for configuration errors. */
-export function where(cfg: ActionConfig): string {
-  return `${cfg.origin.file}${cfg.origin.line > 0 ? `:${cfg.origin.line}` : ''}: action ${JSON.stringify(cfg.name)}`
 }

@@ -25,8 +25,7 @@ import type {Transporter} from 'nodemailer'
 import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
-import {optionNumber, paramText} from './firewall.js'
-import {where} from './log.js'
+import {optionNumber, paramText, where} from './firewall.js'
 import {applyTags, handles, jobTags, splitArgs} from './tags.js'
 
 /** A mailbox: address and optional display name. */

@@ -10,7 +10,7 @@
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
 import {describeExit} from './exec.js'
-import {type BanTarget, FirewallRunner, type FirewallOptions, firewallOptions, optionText, type RuleSpec, ruleSpec} from './firewall.js'
+import {type BanTarget, FirewallRunner, type FirewallOptions, firewallOptions, optionText, type RuleSpec, ruleSpec, where} from './firewall.js'
 
 /** Longest element timeout written (nft and the kernel take more, but no ban needs more: spylog's unban job lifts longer ones). */
 const MAX_TIMEOUT = 3650 * 86400
@@ -56,9 +56,9 @@ export class NftablesRunner extends FirewallRunner {
     this.hook = opts.hook ?? 'input'
     this.priority = opts.priority ?? -1
     this.nft = opts.nft ?? 'nft'
-    if (!/^[A-Za-z][\w-]{0,63}$/.test(this.table)) throw new ActionError(`action ${cfg.name}: option table: ${JSON.stringify(this.table)} is not an nftables table name`, false)
-    if (!HOOKS.has(this.hook)) throw new ActionError(`action ${cfg.name}: option hook: ${JSON.stringify(this.hook)} is not one of ${[...HOOKS].join(', ')}`, false)
-    if (!Number.isInteger(this.priority) || Math.abs(this.priority) > 1000) throw new ActionError(`action ${cfg.name}: option priority must be an integer between -1000 and 1000`, false)
+    if (!/^[A-Za-z][\w-]{0,63}$/.test(this.table)) throw new ActionError(`${where(cfg)}: option table: ${JSON.stringify(this.table)} is not an nftables table name`, false)
+    if (!HOOKS.has(this.hook)) throw new ActionError(`${where(cfg)}: option hook: ${JSON.stringify(this.hook)} is not one of ${[...HOOKS].join(', ')}`, false)
+    if (!Number.isInteger(this.priority) || Math.abs(this.priority) > 1000) throw new ActionError(`${where(cfg)}: option priority must be an integer between -1000 and 1000`, false)
   }
 
   /** Names of the sets and chain of one rule shape. */

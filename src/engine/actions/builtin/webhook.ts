@@ -10,8 +10,7 @@
 import {createHmac} from 'node:crypto'
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
-import {optionNumber, optionText} from './firewall.js'
-import {where} from './log.js'
+import {optionNumber, optionText, where} from './firewall.js'
 import {handles} from './tags.js'
 
 /** The header carrying the body's signature. */
