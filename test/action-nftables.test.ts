@@ -221,12 +221,13 @@ describe('nftables action in a network namespace (real nft)', function () {
   it('refuses what is not an address, and protected addresses, without retry', async () => {
     const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
     await runner.start()
-    for (const id of ['admin', '1.2.3.4 } ; flush ruleset', '10.255.255.1']) {
-      const err = await runner.run('ban', {ticket: {...ticket(id, 60), isAddress: false}, params: {}}).then(() => undefined, (e: unknown) => e)
+    for (const [id, isAddress] of [['admin', false], ['1.2.3.4 } ; flush ruleset', true], ['10.255.255.1', true], ['192.0.2.1', false]] as const) {
+      const err = await runner.run('ban', {ticket: {...ticket(id, 60), isAddress}, params: {}}).then(() => undefined, (e: unknown) => e)
       expect(err, id).to.be.instanceOf(ActionError)
       expect((err as ActionError).retry, id).to.equal(false)
     }
     expect(list('addr-v4')).not.to.include('10.255.255.1')
+    expect(list('addr-v4')).not.to.include('192.0.2.1')
     expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).to.include('inet spylog')
   })
 

@@ -239,7 +239,8 @@ export abstract class FirewallRunner implements ActionRunner {
 
   async run(op: ActionOp, req: BanRequest): Promise<void> {
     const {ticket} = req
-    const target = banTarget(ticket.id)
+    // both the jail's verdict (isAddress) and our own parse must agree that this is an address
+    const target = ticket.isAddress ? banTarget(ticket.id) : undefined
     if (target === undefined) throw new ActionError(`${this.name}: ${JSON.stringify(ticket.id)} (jail ${ticket.jail}) is not an address or network; a firewall cannot ban it`, false)
     if (op === 'ban' && this.ctx.neverBan?.(target.text) === true) {
       throw new ActionError(`${this.name}: refusing to ban ${target.text} (jail ${ticket.jail}): it is whitelisted or local`, false)
