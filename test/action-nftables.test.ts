@@ -260,6 +260,7 @@ describe('firewall factory (BUILTIN_ACTIONS.firewall)', () => {
       expect(chooseFirewallBackend(fw(v), has('iptables')), v).to.equal('iptables')
     }
     expect(chooseFirewallBackend(fw('nftables', {backend: 'iptables'}), has('nft'))).to.equal('iptables')
+    expect(chooseFirewallBackend(fw('nftables', {backend: 'powershell'}), has('nft'))).to.equal('nftables')
     expect(() => chooseFirewallBackend(fw('nftables', {backend: 'pf'}))).to.throw(ActionError, /jail\.local:7: action "nftables-multiport": option backend: "pf"/)
   })
 

@@ -28,12 +28,13 @@ export type FirewallBackend = (typeof FIREWALL_BACKENDS)[number]
 
 /**
  * The Linux firewall backend of an action: `options.backend` when set (`nftables`, `ipset`,
- * `iptables`, or `auto`), else the first that is installed of nftables, ipset + iptables,
+ * `iptables`, or `auto`; the Windows backend names `powershell` and `netsh` count as auto), else the first that is installed of nftables, ipset + iptables,
  * iptables (iptables when none is: its start() then says what is missing).
  */
 export function chooseFirewallBackend(cfg: ActionConfig, installed: (program: string) => boolean = (p) => findProgram(p) !== undefined): FirewallBackend {
   const explicit = optionText(cfg, 'backend')?.toLowerCase()
-  if (explicit !== undefined && explicit !== 'auto') {
+  // the Windows firewall's backends (powershell, netsh) say nothing about Linux: choose as for auto
+  if (explicit !== undefined && explicit !== 'auto' && explicit !== 'powershell' && explicit !== 'netsh') {
     if (!(FIREWALL_BACKENDS as readonly string[]).includes(explicit)) throw new ActionError(`${where(cfg)}: option backend: ${JSON.stringify(explicit)} is not one of auto, ${FIREWALL_BACKENDS.join(', ')}`, false)
     return explicit as FirewallBackend
   }
