@@ -93,11 +93,13 @@ ACTION{"cmd", ban = "echo <HOST>"}
 ACTION{"growl", ban = "@spylog.actions.growl"}
 ACTION{"typo", ban = "@spylog.actions.webhok"}
 ACTION{"mixed", ban = "@spylog.actions.log", unban = "@spylog.actions.mail"}
+ACTION{"half", ban = "@spylog.actions.firewall", unban = "echo <HOST>"}
 `,
     })
     const errs = configErrors(bad, () => loadLuaConfig(bad))
     expect(errs.join('\n')).to.match(/actions\/b\.lua:2: .*unknown action module '@spylog\.actions\.growl'/)
     expect(errs.join('\n')).to.match(/actions\/b\.lua:3: .*did you mean '@spylog\.actions\.webhook'\?/)
     expect(errs.join('\n')).to.match(/actions\/b\.lua:4: .*ban and unban call different built-in actions/)
+    expect(errs.join('\n')).to.match(/actions\/b\.lua:5: .*the other runs a command/)
   })
 })

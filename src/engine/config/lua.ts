@@ -2022,6 +2022,9 @@ class Validator {
       if (kind !== undefined && kind !== k) o.err(field, `ban and unban call different built-in actions ('@${BUILTIN_ACTION_MODULES[kind]}', '@${cmd.module}'); use one per ACTION{}`)
       kind ??= k
     }
+    if (kind !== undefined && ban !== undefined && unban !== undefined && ban.kind !== unban.kind) {
+      o.err(ban.kind === 'command' ? 'ban' : 'unban', `one of ban and unban calls '@${BUILTIN_ACTION_MODULES[kind]}' and the other runs a command; an ACTION{} does one or the other (make two actions)`)
+    }
     return kind === undefined ? undefined : {kind, variant: 'spylog', features: []}
   }
 
