@@ -16,6 +16,8 @@ import {applyTags, handles, jobTags, splitArgs} from './tags.js'
 /** The log runner; see the module comment. */
 export class LogRunner implements ActionRunner {
   readonly name: string
+  /** A notification: a restart that re-applies active bans does not send it again (ActionRunner.reapply, queue branch). */
+  readonly reapply = false
   readonly level: LogLevel
   /** Absolute path of the file lines go to, or undefined for spylog's log. */
   readonly file?: string

@@ -122,6 +122,8 @@ export function smtpSettings(cfg: ActionConfig): SmtpSettings {
 /** The mail runner; see the module comment. */
 export class MailRunner implements ActionRunner {
   readonly name: string
+  /** A notification: a restart that re-applies active bans does not send it again (ActionRunner.reapply, queue branch). */
+  readonly reapply = false
   readonly smtp: SmtpSettings
   private from: Mailbox[]
   private to: Mailbox[]

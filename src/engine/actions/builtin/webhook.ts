@@ -39,6 +39,8 @@ export function signBody(body: string, secret: string): string {
 /** The webhook runner; see the module comment. */
 export class WebhookRunner implements ActionRunner {
   readonly name: string
+  /** A notification: a restart that re-applies active bans does not send it again (ActionRunner.reapply, queue branch). */
+  readonly reapply = false
   readonly url: URL
   readonly timeoutMs: number
   private readonly headers: Record<string, string>
