@@ -132,4 +132,20 @@ describe('ipset + iptables action in a network namespace (real ipset, iptables)'
     }
     expect(members('spylog-v4')).not.to.include('127.0.0.1')
   })
+
+  it('lists what its sets hold, and clear() removes its rules and sets', async () => {
+    const runner = new IpsetRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.run('ban', {ticket: ticket(pair!.attackerIp, 600, 'l1'), params: {}})
+    await runner.run('ban', {ticket: ticket('2001:db8:77::/48', -1, 'l2'), params: {}})
+    const entries = await runner.list()
+    expect(entries.find((e) => e.address === pair!.attackerIp)).to.deep.include({where: 'spylog-rej-v4'})
+    expect(entries.find((e) => e.address === pair!.attackerIp)!.expires).to.be.within(1, 600)
+    expect(entries.find((e) => e.address === '2001:db8:77::/48')).to.deep.equal({address: '2001:db8:77::/48', where: 'spylog-rej-v6'})
+    await runner.clear()
+    expect(pair!.exec(pair!.victim, ['ipset', 'list', '-n'])).not.to.include('spylog')
+    expect(rules('iptables')).not.to.include('spylog')
+    expect(rules('ip6tables')).not.to.include('spylog')
+    expect(await runner.list()).to.deep.equal([])
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
 })

@@ -126,4 +126,18 @@ describe('iptables action in a network namespace (real iptables, one rule per ad
     }
     expect(rules('iptables', 'spylog')).not.to.include('127.0.0.1')
   })
+
+  it('lists its rules, and clear() removes its chains and jumps', async () => {
+    const runner = new IptablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.run('ban', {ticket: ticket(pair!.attackerIp, 600, 'l1'), params: {}})
+    await runner.run('ban', {ticket: ticket('2001:db8:77::/48', 600, 'l2'), params: {port: 22, protocol: 'tcp'}})
+    const entries = await runner.list()
+    expect(entries).to.deep.include({address: pair!.attackerIp, where: 'spylog-rej'})
+    expect(entries).to.deep.include({address: '2001:db8:77::/48', where: 'spylog-tcp-22-rej'})
+    await runner.clear()
+    expect(pair!.exec(pair!.victim, ['iptables', '-w', '-S'])).not.to.include('spylog')
+    expect(pair!.exec(pair!.victim, ['ip6tables', '-w', '-S'])).not.to.include('spylog')
+    expect(await runner.list()).to.deep.equal([])
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+  })
 })

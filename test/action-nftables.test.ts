@@ -239,6 +239,23 @@ describe('nftables action in a network namespace (real nft)', function () {
     expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).not.to.include('spylogdry')
     expect(dry.join('\n')).to.match(/would run: ip netns exec \S+ nft -f -.*192\.0\.2\.9 timeout 1m/)
   })
+
+  it('lists what its sets hold, and clear() removes the table and every ban', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}, {blocktype: 'reject'}), ctx)
+    await runner.run('ban', {ticket: ticket(pair!.attackerIp, 3600, 'l1'), params: {}})
+    await runner.run('ban', {ticket: ticket('2001:db8:77::/48', -1, 'l2'), params: {}})
+    const entries = await runner.list()
+    const a = entries.find((e) => e.address === pair!.attackerIp)
+    expect(a).to.deep.include({where: 'addr-rej-v4'})
+    expect(a!.expires).to.be.within(3000, 3600)
+    expect(entries.find((e) => e.address === '2001:db8:77::/48')).to.deep.equal({address: '2001:db8:77::/48', where: 'net-rej-v6'})
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
+    await runner.clear()
+    expect(pair!.exec(pair!.victim, ['nft', 'list', 'tables'])).not.to.include('spylog')
+    expect(await runner.list()).to.deep.equal([])
+    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await runner.clear()
+  })
 })
 
 describe('firewall factory (BUILTIN_ACTIONS.firewall)', () => {

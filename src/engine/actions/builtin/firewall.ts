@@ -184,6 +184,16 @@ export function optionNumber(cfg: ActionConfig, name: string): number | undefine
   return n
 }
 
+/** One banned address or network as the firewall holds it. */
+export interface FirewallEntry {
+  /** `203.0.113.5`, `2001:db8::/64`. */
+  readonly address: string
+  /** The set or chain that holds it. */
+  readonly where: string
+  /** Seconds until the kernel lifts it; undefined when it has no timeout (lifted by spylog's unban). */
+  readonly expires?: number
+}
+
 /** Options every firewall runner reads from the action's `options`. */
 export interface FirewallOptions {
   /** Run every command inside this network namespace (`ip netns exec <netns> …`). */
@@ -272,6 +282,18 @@ export abstract class FirewallRunner implements ActionRunner {
     }
     await this.unban(target, rule)
   }
+
+  /** What spylog's sets/chains hold now (for `spylog firewall list` on Linux, and checks). */
+  abstract list(): Promise<FirewallEntry[]>
+
+  /** Removes spylog's table/sets/chains and so every ban in them (`spylog firewall clear`). */
+  async clear(): Promise<void> {
+    this.holders.clear()
+    await this.removeAll()
+  }
+
+  /** The backend's part of clear(). */
+  protected abstract removeAll(): Promise<void>
 
   /** Block `target` for `seconds` (undefined: until unbanned). */
   protected abstract ban(target: BanTarget, rule: RuleSpec, seconds: number | undefined): Promise<void>

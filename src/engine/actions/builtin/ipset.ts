@@ -8,7 +8,7 @@
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
 import {describeExit} from './exec.js'
-import type {BanTarget, RuleSpec} from './firewall.js'
+import type {BanTarget, FirewallEntry, RuleSpec} from './firewall.js'
 import {inputChain, type IptablesOptions, iptablesMatches, iptablesOptions, iptablesTarget, XtablesRunner} from './iptables.js'
 
 /** ipset's largest timeout (seconds); longer bans are stored without one and lifted by spylog's unban job. */
@@ -58,6 +58,36 @@ export class IpsetRunner extends XtablesRunner {
       return
     }
     throw new ActionError(`${this.name} (ipset): banning ${target.text} failed: ${describeExit(r, this.timeoutMs)}`)
+  }
+
+  async list(): Promise<FirewallEntry[]> {
+    const r = await this.exec([this.ipset, 'save'])
+    if (r.code !== 0) throw new ActionError(`${this.name} (ipset): ipset save failed: ${describeExit(r, this.timeoutMs)}`)
+    const out: FirewallEntry[] = []
+    for (const line of r.stdout.split('\n')) {
+      const w = line.trim().split(/\s+/)
+      if (w[0] !== 'add' || !w[1]?.startsWith('spylog-') || w[2] === undefined) continue
+      const t = w.indexOf('timeout')
+      const left = t > 0 ? Number(w[t + 1]) : 0
+      out.push({address: w[2], where: w[1], ...(left > 0 ? {expires: left} : {})})
+    }
+    return out
+  }
+
+  protected async removeAll(): Promise<void> {
+    this.ready.clear()
+    // the rules that use spylog's sets first (a set in use cannot be destroyed), then the sets
+    for (const family of [4, 6] as const) {
+      const r = await this.exec(this.xt(family, ['-S']))
+      if (r.code !== 0) continue
+      for (const line of r.stdout.split('\n')) {
+        const w = line.trim().split(/\s+/)
+        const m = w.indexOf('--match-set')
+        if (w[0] === '-A' && m > 0 && w[m + 1]?.startsWith('spylog-')) await this.must(this.xt(family, ['-D', ...w.slice(1)]))
+      }
+    }
+    const names = await this.exec([this.ipset, 'list', '-n'])
+    for (const name of names.stdout.split('\n').map((n) => n.trim())) if (name.startsWith('spylog-')) await this.must([this.ipset, 'destroy', name])
   }
 
   protected async unban(target: BanTarget, rule: RuleSpec): Promise<void> {

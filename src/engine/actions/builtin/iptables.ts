@@ -9,7 +9,7 @@
 import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
 import {describeExit} from './exec.js'
-import {type BanTarget, FirewallRunner, type FirewallOptions, firewallOptions, optionText, paramText, type RuleSpec, ruleSpec} from './firewall.js'
+import {type BanTarget, type FirewallEntry, FirewallRunner, type FirewallOptions, firewallOptions, optionText, paramText, type RuleSpec, ruleSpec} from './firewall.js'
 
 export interface IptablesOptions extends FirewallOptions {
   /** Programs (default `iptables`, `ip6tables`; `iptables-legacy` …). `-w` is always added (wait for the xtables lock). */
@@ -20,6 +20,11 @@ export interface IptablesOptions extends FirewallOptions {
 /** IptablesOptions from the action's options. */
 export function iptablesOptions(cfg: ActionConfig): IptablesOptions {
   return {...firewallOptions(cfg), iptables: optionText(cfg, 'iptables'), ip6tables: optionText(cfg, 'ip6tables')}
+}
+
+/** Whether an iptables chain is one of spylog's (`spylog`, `spylog-<shape>`). */
+function isOwnChain(c: string | undefined): boolean {
+  return c === 'spylog' || (c?.startsWith('spylog-') ?? false)
 }
 
 /** multiport takes at most 15 ports (a range counts twice). */
@@ -145,6 +150,42 @@ export class IptablesRunner extends XtablesRunner {
       this.ready.delete(`${rule.key}/${target.family}`)
       await this.prepare(rule, target.family)
       await this.ensureRule(target.family, this.chainFor(rule), spec)
+    }
+  }
+
+  async list(): Promise<FirewallEntry[]> {
+    const out: FirewallEntry[] = []
+    for (const family of [4, 6] as const) {
+      const r = await this.exec(this.xt(family, ['-S']))
+      if (r.code !== 0) continue
+      for (const line of r.stdout.split('\n')) {
+        const w = line.trim().split(/\s+/)
+        const s = w.indexOf('-s')
+        if (w[0] !== '-A' || !isOwnChain(w[1]) || s < 0 || w[s + 1] === undefined) continue
+        const a = w[s + 1]!
+        out.push({address: a.endsWith('/32') || a.endsWith('/128') ? a.slice(0, a.lastIndexOf('/')) : a, where: w[1]!})
+      }
+    }
+    return out
+  }
+
+  protected async removeAll(): Promise<void> {
+    this.ready.clear()
+    for (const family of [4, 6] as const) {
+      const r = await this.exec(this.xt(family, ['-S']))
+      if (r.code !== 0) continue
+      const chains: string[] = []
+      for (const line of r.stdout.split('\n')) {
+        const w = line.trim().split(/\s+/)
+        if (w[0] === '-N' && isOwnChain(w[1])) chains.push(w[1]!)
+        // jumps into spylog's chains from anywhere else
+        const j = w.indexOf('-j')
+        if (w[0] === '-A' && !isOwnChain(w[1]) && j > 0 && isOwnChain(w[j + 1])) await this.must(this.xt(family, ['-D', ...w.slice(1)]))
+      }
+      for (const c of chains) {
+        await this.must(this.xt(family, ['-F', c]))
+        await this.must(this.xt(family, ['-X', c]))
+      }
     }
   }
 

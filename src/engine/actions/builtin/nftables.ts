@@ -10,7 +10,7 @@
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
 import {describeExit} from './exec.js'
-import {type BanTarget, FirewallRunner, type FirewallOptions, firewallOptions, optionText, type RuleSpec, ruleSpec, where} from './firewall.js'
+import {type BanTarget, type FirewallEntry, FirewallRunner, type FirewallOptions, firewallOptions, optionText, type RuleSpec, ruleSpec, where} from './firewall.js'
 
 /** Longest element timeout written (nft and the kernel take more, but no ban needs more: spylog's unban job lifts longer ones). */
 const MAX_TIMEOUT = 3650 * 86400
@@ -127,6 +127,37 @@ export class NftablesRunner extends FirewallRunner {
     this.ready.add(rule.key)
   }
 
+  async list(): Promise<FirewallEntry[]> {
+    const r = await this.exec([this.nft, '-j', 'list', 'table', 'inet', this.table])
+    if (r.code !== 0) {
+      if (/No such file or directory/i.test(r.stderr)) return []
+      throw new ActionError(`${this.name} (nftables): listing table inet ${this.table} failed: ${describeExit(r, this.timeoutMs)}`)
+    }
+    const out: FirewallEntry[] = []
+    let doc: {nftables?: {set?: {name: string; elem?: unknown[]}}[]}
+    try {
+      doc = JSON.parse(r.stdout) as typeof doc
+    } catch {
+      throw new ActionError(`${this.name} (nftables): nft -j printed something that is not JSON`)
+    }
+    for (const item of doc.nftables ?? []) {
+      const set = item.set
+      if (set === undefined) continue
+      for (const e of set.elem ?? []) {
+        const full = (e as NftElem | null)?.elem
+        const address = elemText(full !== undefined ? full.val : e)
+        if (address !== undefined) out.push({address, where: set.name, ...(full?.expires !== undefined ? {expires: full.expires} : {})})
+      }
+    }
+    return out
+  }
+
+  protected async removeAll(): Promise<void> {
+    this.ready.clear()
+    const r = await this.exec([this.nft, 'delete', 'table', 'inet', this.table])
+    if (r.code !== 0 && !/No such file or directory/i.test(r.stderr)) throw new ActionError(`${this.name} (nftables): deleting table inet ${this.table} failed: ${describeExit(r, this.timeoutMs)}`)
+  }
+
   protected async unban(target: BanTarget, rule: RuleSpec): Promise<void> {
     const set = `inet ${this.table} ${this.setFor(target, rule)}`
     const r = await this.exec([this.nft, '-f', '-'], `delete element ${set} { ${target.text} }\n`)
@@ -138,6 +169,18 @@ export class NftablesRunner extends FirewallRunner {
     }
     throw new ActionError(`${this.name} (nftables): unbanning ${target.text} failed: ${describeExit(r, this.timeoutMs)}`)
   }
+}
+
+interface NftElem {
+  elem?: {val: unknown; expires?: number}
+  prefix?: {addr: string; len: number}
+}
+
+/** An element of `nft -j` output as an address text. */
+function elemText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v
+  const p = (v as NftElem | null)?.prefix
+  return p !== undefined && typeof p.addr === 'string' ? `${p.addr}/${p.len}` : undefined
 }
 
 /** The match part of a rule (` meta l4proto tcp th dport { 22, 80 }`), empty for all traffic. */
