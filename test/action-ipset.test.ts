@@ -123,6 +123,17 @@ describe('ipset + iptables action in a network namespace (real ipset, iptables)'
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
   })
 
+  it('takes many concurrent first bans of a new rule shape: every one lands, the structure is made once', async () => {
+    const runner = new IpsetRunner(action({netns: pair!.victim}), ctx)
+    const ids = Array.from({length: 24}, (_, i) => `198.18.${i >> 4}.${(i & 15) + 1}`)
+    await Promise.all(ids.map((id) => runner.run('ban', {ticket: ticket(id, 600, 'many'), params: {protocol: 'udp'}})))
+    const held = (await runner.list()).filter((e) => e.where === 'spylog-udp-v4').map((e) => e.address)
+    expect(held.sort()).to.deep.equal([...ids].sort())
+    expect(rules('iptables').match(/--match-set spylog-udp-v4 src/g)).to.have.length(1)
+    await Promise.all(ids.map((id) => runner.run('unban', {ticket: ticket(id, 600, 'many'), params: {protocol: 'udp'}})))
+    expect((await runner.list()).filter((e) => e.where === 'spylog-udp-v4')).to.deep.equal([])
+  })
+
   it('refuses non-addresses and protected addresses without retry', async () => {
     const runner = new IpsetRunner(action({netns: pair!.victim}), ctx)
     for (const id of ['bob', '127.0.0.1', '10.0.0.1 -exist']) {

@@ -218,6 +218,18 @@ describe('nftables action in a network namespace (real nft)', function () {
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
   })
 
+  it('takes many concurrent first bans of a new rule shape: every one lands, the structure is made once', async () => {
+    const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
+    const ids = Array.from({length: 24}, (_, i) => `198.18.${i >> 4}.${(i & 15) + 1}`)
+    await Promise.all(ids.map((id) => runner.run('ban', {ticket: ticket(id, 600, 'many'), params: {protocol: 'udp'}})))
+    const held = (await runner.list()).filter((e) => e.where === 'addr-udp-v4').map((e) => e.address)
+    expect(held.sort()).to.deep.equal([...ids].sort())
+    const chain = pair!.exec(pair!.victim, ['nft', 'list', 'chain', 'inet', 'spylog', 'input-udp'])
+    expect(chain.match(/saddr @/g)).to.have.length(4)
+    await Promise.all(ids.map((id) => runner.run('unban', {ticket: ticket(id, 600, 'many'), params: {protocol: 'udp'}})))
+    expect((await runner.list()).filter((e) => e.where === 'addr-udp-v4')).to.deep.equal([])
+  })
+
   it('refuses what is not an address, and protected addresses, without retry', async () => {
     const runner = new NftablesRunner(action({netns: pair!.victim}), ctx)
     await runner.start()
