@@ -156,7 +156,7 @@ describe('mail action (real SMTP server: python3-aiosmtpd)', () => {
       ban: {kind: 'module', module: 'spylog.actions.mail', args: '"SpyLog ban <HOST>" "\n    Filter: <FILTER>\n    Jail:   <JAIL>\n    User:   <user>\n  "'},
       unban: {kind: 'module', module: 'spylog.actions.mail', args: '"SpyLog unban <HOST>\r\nBcc: victim@example.org" "<HOST> is free again (<BANTIME> s)"'},
     }), {log})
-    await runner.run('ban', {ticket, params: {dest: 'ops@example.org', destname: 'Ops', sender: 'f2b@example.org'}})
+    await runner.run('ban', {ticket, params: {dest: 'ops@example.org', destname: 'Ops', sender: 'f2b@example.org', sendername: 'Fail2Ban, on gw'}})
     await runner.run('unban', {ticket, params: {}})
     await runner.stop()
     const got = (await open.waitFor(before + 2)).slice(before)
@@ -166,6 +166,7 @@ describe('mail action (real SMTP server: python3-aiosmtpd)', () => {
     expect(ban.rcpt_tos).to.deep.equal(['ops@example.org'])
     expect(ban.to).to.equal('Ops <ops@example.org>')
     expect(ban.mail_from).to.equal('f2b@example.org')
+    expect(ban.from).to.equal('"Fail2Ban, on gw" <f2b@example.org>')
     expect(ban.body).to.match(/Filter: postfix\r?\n\s+Jail:   postfix-sasl\r?\n\s+User:   info/)
     // a header cannot be smuggled in through a template or a capture
     expect(unban.subject).to.equal('SpyLog unban 198.51.100.23 Bcc: victim@example.org')

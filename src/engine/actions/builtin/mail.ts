@@ -165,10 +165,11 @@ export class MailRunner implements ActionRunner {
     const tags = jobTags(op, req)
     let from = this.from
     const sender = paramText(p.sender)
-    if (sender !== undefined) from = mailboxes(paramText(p.sendername) !== undefined ? `${paramText(p.sendername)} <${sender}>` : sender, 'parameters.sender', at)
+    const named = (list: Mailbox[], name: string | undefined): Mailbox[] => (name !== undefined && list.length === 1 ? [{address: list[0]!.address, name}] : list)
+    if (sender !== undefined) from = named(mailboxes(sender, 'parameters.sender', at), paramText(p.sendername))
     let to = this.to
     const dest = paramText(p.dest)
-    if (dest !== undefined) to = mailboxes(paramText(p.destname) !== undefined && !dest.includes(',') ? `${paramText(p.destname)} <${dest}>` : dest, 'parameters.dest', at)
+    if (dest !== undefined) to = named(mailboxes(dest, 'parameters.dest', at), paramText(p.destname))
     const cmd = this.cfg[op]
     const args = cmd?.kind === 'module' && cmd.args !== undefined ? splitArgs(cmd.args) : []
     const subjectT = paramText(p.fullsubj) ?? args[0]
