@@ -50,8 +50,8 @@ import {compileLua} from '../patterns/lua.js'
 import {compilePython} from '../patterns/pyre.js'
 import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import {
-  canonicalNetwork, closestName, ConfigErrors, ESL_LEVELS, LOG_LEVELS,
-  type ActionCommand, type ActionConfig, type CaptureFilterConfig, type ConnectConfig, type CounterConfig,
+  BUILTIN_ACTION_MODULES, canonicalNetwork, closestName, ConfigErrors, ESL_LEVELS, LOG_LEVELS,
+  type ActionCommand, type ActionConfig, type BuiltinAction, type BuiltinActionKind, type CaptureFilterConfig, type ConnectConfig, type CounterConfig,
   type Endpoint, type EslLevel, type EventLogLocalSource, type EventSelector, type FilterConfig, type FilterEngine, type JailActionRef,
   type JailConfig, type JailGlobals, type LineEnding, type LogConfig, type LogLevel, type Origin, type ParamValue,
   type SourceConfig, type SpylogConfig,
@@ -2043,9 +2043,31 @@ class Validator {
     const parameters = o.params('parameters') ?? {}
     const options = o.params('options') ?? {}
     if (!o.has('ban') && !o.has('unban')) o.err(undefined, 'an action needs a ban and/or an unban command')
+    const builtin = this.builtinModule(o, ban, unban)
     o.finish(['ban', 'unban', 'unique', 'parameters', 'options'], 1)
     if (name === undefined) return undefined
-    return {name, origin: o.origin, ban, unban, unique, parameters, options}
+    return {name, origin: o.origin, ban, unban, unique, parameters, options, ...(builtin !== undefined ? {builtin} : {})}
+  }
+
+  /** The built-in kind a `'@spylog.actions.<kind>'` module names (checked: a known kind, the same for ban and unban). */
+  private builtinModule(o: Obj, ban: ActionCommand | undefined, unban: ActionCommand | undefined): BuiltinAction | undefined {
+    const known = Object.values(BUILTIN_ACTION_MODULES)
+    let kind: BuiltinActionKind | undefined
+    for (const [field, cmd] of [['ban', ban], ['unban', unban]] as const) {
+      if (cmd?.kind !== 'module') continue
+      const k = (Object.keys(BUILTIN_ACTION_MODULES) as BuiltinActionKind[]).find((x) => BUILTIN_ACTION_MODULES[x] === cmd.module)
+      if (k === undefined) {
+        const s = closestName(cmd.module, known)
+        o.err(field, `unknown action module '@${cmd.module}': spylog's built-in actions are ${known.map((m) => `'@${m}'`).join(', ')}${s !== undefined ? `; did you mean '@${s}'?` : ''}`)
+        continue
+      }
+      if (kind !== undefined && kind !== k) o.err(field, `ban and unban call different built-in actions ('@${BUILTIN_ACTION_MODULES[kind]}', '@${cmd.module}'); use one per ACTION{}`)
+      kind ??= k
+    }
+    if (kind !== undefined && ban !== undefined && unban !== undefined && ban.kind !== unban.kind) {
+      o.err(ban.kind === 'command' ? 'ban' : 'unban', `one of ban and unban calls '@${BUILTIN_ACTION_MODULES[kind]}' and the other runs a command; an ACTION{} does one or the other (make two actions)`)
+    }
+    return kind === undefined ? undefined : {kind, variant: 'spylog', features: []}
   }
 
   private command(o: Obj, field: string): ActionCommand | undefined {

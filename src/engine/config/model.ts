@@ -429,20 +429,27 @@ export type ActionCommand = ExternalActionCommand | ModuleActionCommand
 
 /**
  * Built-in action kinds: spylog does the work itself instead of running command templates.
- * `firewall` bans in the host firewall, `mail` sends a notification. Lua configurations call
- * them as modules (`'@spylog.actions.firewall'`, `'@spylog.actions.mail'`: see BUILTIN_ACTION_MODULES);
+ * `firewall` bans in the host firewall, `mail` sends a notification, `webhook` POSTs the ban as
+ * JSON to a URL, `log` writes a line. Lua configurations call them as modules
+ * (`'@spylog.actions.firewall'`, `'@spylog.actions.mail'`, …: see BUILTIN_ACTION_MODULES);
  * the fail2ban reader maps action.d names to them (iptables*, nftables*, firewallcmd*, ipset*,
  * ufw → firewall; sendmail*, mail*, smtp.py → mail).
  */
-export type BuiltinActionKind = 'firewall' | 'mail'
-export const BUILTIN_ACTION_MODULES: Readonly<Record<BuiltinActionKind, string>> = {firewall: 'spylog.actions.firewall', mail: 'spylog.actions.mail'}
+export type BuiltinActionKind = 'firewall' | 'mail' | 'webhook' | 'log'
+export const BUILTIN_ACTION_MODULES: Readonly<Record<BuiltinActionKind, string>> = {
+  firewall: 'spylog.actions.firewall',
+  mail: 'spylog.actions.mail',
+  webhook: 'spylog.actions.webhook',
+  log: 'spylog.actions.log',
+}
 
 export interface BuiltinAction {
   readonly kind: BuiltinActionKind
   /**
    * The family the action was mapped from: `iptables`, `nftables`, `firewalld`, `ipset`, `ufw`
    * (firewall; where that firewall is not available, as on Windows, the platform's own firewall
-   * is used) or `sendmail`, `mail`, `smtp` (mail).
+   * is used) or `sendmail`, `mail`, `smtp` (mail); `spylog` for a Lua ACTION{} that calls the
+   * module itself (`'@spylog.actions.webhook'` …).
    */
   readonly variant: string
   /** The rest of the fail2ban name, split at `-` (`allports`, `multiport`, `whois`, `lines`, `buffered`, …). */

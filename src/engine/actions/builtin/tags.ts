@@ -1,0 +1,85 @@
+/**
+ * Texts of the notifying built-ins (mail subject and body, log line): the module's argument
+ * string (`{'@spylog.actions.mail', [["subject <HOST>" "body…"]]}`) split as lua-spylog splits
+ * it, and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
+ * a message text: it never reaches a command line.
+ */
+import type {ActionConfig, ParamValue} from '../../config/model.js'
+import {formatLogTime} from '../../log/logger.js'
+import type {ActionOp, BanRequest} from '../action.js'
+
+/**
+ * Splits an argument string the lua-spylog way: words separated by spaces, `"quoted words"`
+ * (a doubled `""` is a quote inside) and `name=value` / `name="quoted value"` words.
+ */
+export function splitArgs(text: string): string[] {
+  const out: string[] = []
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++
+    if (i >= n) break
+    let word = ''
+    while (i < n && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '\n' && text[i] !== '\r') {
+      if (text[i] === '"') {
+        i++
+        for (;;) {
+          if (i >= n) break
+          if (text[i] === '"') {
+            if (text[i + 1] === '"') {
+              word += '"'
+              i += 2
+              continue
+            }
+            i++
+            break
+          }
+          word += text[i++]
+        }
+      } else word += text[i++]
+    }
+    out.push(word)
+  }
+  return out
+}
+
+function paramString(v: ParamValue): string {
+  if (Array.isArray(v)) return v.map(paramString).join(',')
+  if (typeof v === 'object') return JSON.stringify(v)
+  return String(v)
+}
+
+/** The tag values of one job (names in lower case). */
+export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
+  const t = req.ticket
+  const tags = new Map<string, string>()
+  for (const [k, v] of Object.entries(req.params)) tags.set(k.toLowerCase(), paramString(v))
+  for (const [k, v] of Object.entries(t.data)) {
+    if (v === undefined || v === null) continue
+    tags.set(k.toLowerCase(), typeof v === 'object' ? JSON.stringify(v) : String(v))
+  }
+  const lines = t.failures.flatMap((f) => f.lines)
+  const ip = t.isAddress ? t.id : (t.failures.find((f) => f.ip !== undefined)?.ip ?? '')
+  const own: Record<string, string> = {
+    id: t.id, host: t.id, ip, jail: t.jail, name: t.jail, filter: t.filter, uuid: t.uuid, ban_uuid: t.uuid,
+    bantime: String(t.bantime), time: String(Math.floor(t.time)), date: formatLogTime(t.time * 1000),
+    failures: String(t.failures.length), bancount: String(t.banCount), matches: lines.join('\n'), msg: lines.join('\n'),
+    action: op,
+  }
+  for (const [k, v] of Object.entries(own)) tags.set(k, v)
+  return tags
+}
+
+/** Replaces each `<name>` whose name (any case) has a value; other `<…>` text stays as written. */
+export function applyTags(text: string, tags: ReadonlyMap<string, string>): string {
+  return text.replace(/<([A-Za-z_][\w-]*)>/g, (m, name: string) => tags.get(name.toLowerCase()) ?? m)
+}
+
+/**
+ * Whether a notifying action handles `op`: an action that names commands handles the ops it
+ * names (fail2ban's sendmail* actions have no unban, so they send nothing on unban); one that
+ * names none (built in code) handles both.
+ */
+export function handles(cfg: ActionConfig, op: ActionOp): boolean {
+  return (cfg.ban === undefined && cfg.unban === undefined) || cfg[op] !== undefined
+}
