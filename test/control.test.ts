@@ -461,7 +461,7 @@ describe('control channel', function () {
       expect(defaultSocketPath({platform: 'win32', env: {}})).to.equal(WINDOWS_PIPE)
       expect(WINDOWS_PIPE).to.equal('\\\\.\\pipe\\spylog')
       expect(defaultDataDir({platform: 'linux', uid: 0, env: {}})).to.equal('/var/lib/spylog')
-      expect(defaultDataDir({platform: 'win32', env: {ProgramData: 'D:\\PD'}})).to.equal('D:\\PD\\spylog')
+      expect(defaultDataDir({platform: 'win32', env: {ProgramData: 'D:\\PD'}})).to.equal('D:\\PD\\spylog\\data')
       expect(defaultDataDir({platform: 'linux', uid: 0, env: {SPYLOG_DATA_DIR: '/srv/spy'}})).to.equal('/srv/spy')
       expect(resolveControlPaths({platform: 'linux', uid: 0, env: {}, dataDir: '/d'})).to.deep.equal({socketPath: '/run/spylog/spylog.sock', tokenFile: '/d/control.token'})
       expect(resolveControlPaths({platform: 'win32', env: {}}).tokenFile).to.equal('C:\\ProgramData\\spylog\\control.token')

@@ -215,7 +215,7 @@ function fmtSeconds(s: number): string {
 export class ActionQueue {
   private readonly store: Store
   private readonly log: Logger
-  private readonly runners: ReadonlyMap<string, ActionRunner>
+  private runners: ReadonlyMap<string, ActionRunner>
   private readonly clock: () => number
   private readonly concurrency: number
   private readonly backoff: {readonly min: number; readonly max: number}
@@ -437,6 +437,39 @@ export class ActionQueue {
     })
     this.pump()
     return n
+  }
+
+  /** The ticket of an active ban (by its uuid), for status and `spylog banned`. */
+  ticketOf(uuid: string): Ticket | undefined {
+    for (const b of this.bans.values()) if (b.uuid === uuid) return b.ticket
+    return undefined
+  }
+
+  /**
+   * Replaces the runners (configuration reload): runners that are new or replaced are started,
+   * the ones they replace are stopped. Stored jobs of an action that is no longer configured wait
+   * until an action of that name exists again.
+   */
+  async setRunners(runners: ReadonlyMap<string, ActionRunner>): Promise<void> {
+    const old = this.runners
+    this.runners = runners
+    for (const [name, r] of runners) {
+      if (old.get(name) === r) continue
+      this.started.delete(name)
+      await this.ensureStarted(name, r)
+    }
+    for (const [name, r] of old) {
+      if (runners.get(name) === r) continue
+      try {
+        await r.stop?.()
+      } catch (e) {
+        this.log.error(`action ${name}: ${errorText(e)}`)
+      }
+    }
+    await this.locked(async () => {
+      for (const j of this.jobs.values()) if (j.due !== null && this.runners.has(j.action)) this.schedule(j)
+    })
+    this.pump()
   }
 
   /** Active bans, earliest end first (permanent last). */

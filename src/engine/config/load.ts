@@ -20,12 +20,11 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {ConfigError} from '../fail2ban/errors.js'
 import {isFail2banTree, loadFail2banConfig, type Fail2banConfigOptions} from './fail2ban.js'
 import {loadLuaConfig, MAIN_FILE, SUBDIRS, type LuaConfigOptions} from './lua.js'
 import {ConfigErrors, type Origin, type SpylogConfig} from './model.js'
-import {isDir} from '../fsutil.js'
+import {isDir, PACKAGE_ROOT} from '../fsutil.js'
 
 export type ConfigFormat = 'lua' | 'fail2ban'
 
@@ -64,13 +63,7 @@ export function platformConfigDir(platform: NodeJS.Platform = process.platform, 
 
 /** The `config/` directory next to spylog's package.json. */
 export function packagedConfigDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'config')
-    const up = path.dirname(dir)
-    if (up === dir) return path.resolve('config')
-    dir = up
-  }
+  return path.join(PACKAGE_ROOT, 'config')
 }
 
 /** lua when the directory holds spylog.lua or a lua-spylog subdirectory, fail2ban when it is a fail2ban tree, else lua. */

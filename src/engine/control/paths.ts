@@ -2,7 +2,7 @@
  * Where the control channel lives, shared by the daemon and the CLI so both find the same place
  * without configuration:
  *
- * - data directory: `$SPYLOG_DATA_DIR`, else `%ProgramData%\spylog` on Windows, `/var/lib/spylog`
+ * - data directory: `$SPYLOG_DATA_DIR`, else `%ProgramData%\spylog\data` on Windows (the configuration is `%ProgramData%\spylog`), `/var/lib/spylog`
  *   for root on Linux, `$XDG_STATE_HOME/spylog` (or `~/.local/state/spylog`) for other users;
  * - token file: `<data dir>/control.token`;
  * - socket: `$SPYLOG_SOCKET`, else the named pipe `\\.\pipe\spylog` on Windows, else
@@ -42,7 +42,7 @@ export function defaultDataDir(c: PathContext = {}): string {
   const {platform, env, uid, home} = ctx(c)
   const explicit = nonEmpty(env.SPYLOG_DATA_DIR)
   if (explicit !== undefined) return explicit
-  if (platform === 'win32') return path.win32.join(env.ProgramData ?? env.PROGRAMDATA ?? 'C:\\ProgramData', 'spylog')
+  if (platform === 'win32') return path.win32.join(env.ProgramData ?? env.PROGRAMDATA ?? 'C:\\ProgramData', 'spylog', 'data')
   if (uid === 0) return '/var/lib/spylog'
   return path.posix.join(nonEmpty(env.XDG_STATE_HOME) ?? path.posix.join(home, '.local', 'state'), 'spylog')
 }

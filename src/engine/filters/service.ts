@@ -17,6 +17,7 @@
 import type {EventSelector, FilterConfig, SpylogConfig} from '../config/model.js'
 import type {Logger} from '../log/logger.js'
 import {RECORD_FIELDS, type Failure, type LogRecord} from '../types.js'
+import {matchesEventSelectors} from '../sources/eventlog.js'
 import {buildFilter, type BuildFilterOptions} from './build.js'
 import type {Filter} from './filter.js'
 
@@ -81,18 +82,8 @@ function trapSelector(sel: NonNullable<FilterConfig['trap']>): (r: LogRecord) =>
 }
 
 function eventSelector(sels: readonly EventSelector[]): (r: LogRecord) => boolean {
-  const compiled = sels.map((s) => ({source: s.source.toLowerCase(), prefix: s.prefix, ids: s.ids === undefined ? undefined : new Set(s.ids)}))
-  return (r) => {
-    const f = r.fields
-    if (f === undefined) return false
-    const src = String(f[RECORD_FIELDS.eventSource] ?? '').toLowerCase()
-    const id = Number(f[RECORD_FIELDS.eventId])
-    for (const s of compiled) {
-      if (s.prefix ? !src.startsWith(s.source) : src !== s.source) continue
-      if (s.ids === undefined || s.ids.has(id)) return true
-    }
-    return false
-  }
+  // Channel or provider name (or prefix), event ids, channel: the event log source's own rule.
+  return (r) => matchesEventSelectors(sels, r.fields)
 }
 
 export class FilterService {

@@ -3,8 +3,8 @@
  * inputs, the way fail2ban-regex reads its arguments.
  */
 import * as fs from 'node:fs'
+import {PACKAGE_ROOT} from '../fsutil.js'
 import * as path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import fg from 'fast-glob'
 import {loadConfig} from '../config/load.js'
 import type {FilterConfig} from '../config/model.js'
@@ -68,12 +68,7 @@ export interface ResolveFilterOptions {
 
 /** The package root (where `config/` lives), from this module's location in src/ or dist/src/. */
 export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir
-    dir = path.dirname(dir)
-  }
-  return process.cwd()
+  return PACKAGE_ROOT
 }
 
 /**

@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {firstLine, ProcessShell, type Shell} from '../actions/windows/shell.js'
+import {PACKAGE_ROOT} from '../fsutil.js'
 
 export const UNIT_NAME = 'spylog.service'
 
@@ -22,13 +22,7 @@ export class ServiceError extends Error {
 
 /** spylog's own `bin/run.js`. */
 export function defaultBin(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'bin', 'run.js')
-    const up = path.dirname(dir)
-    if (up === dir) return path.resolve('bin', 'run.js')
-    dir = up
-  }
+  return path.join(PACKAGE_ROOT, 'bin', 'run.js')
 }
 
 export interface UnitOptions {

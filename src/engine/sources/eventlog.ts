@@ -15,10 +15,9 @@
  * subscribes first, catches up from the saved id and the duplicates are dropped here by record id.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
-import {existsSync} from 'node:fs'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import type {EventLogLocalSource, EventSelector} from '../config/model.js'
+import {PACKAGE_ROOT} from '../fsutil.js'
 import {RECORD_FIELDS, type LogRecord} from '../types.js'
 import {newStats, type RecordSink, type Source, type SourceContext, type SourceStats} from './source.js'
 import {RecordMarks, WorkerProcess, type WorkerChannel, type WorkerConfig, type WorkerMessage} from './eventlog-worker.js'
@@ -385,12 +384,7 @@ export function matchesEventSelectors(selectors: readonly EventSelector[], field
 // The source
 
 /** The packaged worker script. */
-export const WORKER_SCRIPT: string = (() => {
-  // src/engine/sources (tsx) or dist/src/engine/sources (built): the package root holds package.json
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (let k = 0; k < 6 && !existsSync(path.join(dir, 'package.json')); k++) dir = path.dirname(dir)
-  return path.join(dir, 'resources', 'windows', 'eventlog.ps1')
-})()
+export const WORKER_SCRIPT: string = path.join(PACKAGE_ROOT, 'resources', 'windows', 'eventlog.ps1')
 
 /** The default worker argv: Windows PowerShell 5.1 by absolute path, the shipped script. */
 export function defaultWorkerArgv(cfg: Pick<EventLogLocalSource, 'powershell' | 'worker'>, env: NodeJS.ProcessEnv = process.env): string[] {

@@ -1,0 +1,513 @@
+/**
+ * The daemon: sources → filters → jails → actions, built from one validated configuration.
+ *
+ * - Sources (src/engine/sources) deliver LogRecords; only the sources some running filter reads
+ *   are started. A source that fails to start is reported (state, lastError) and retried by
+ *   itself; the others run on.
+ * - Filters run in a worker thread under a watchdog (filters/host.ts); their failures come back
+ *   here and go to every jail that reads the filter.
+ * - Jails (src/engine/jails) count per offender and decide; each ticket passes the jail's
+ *   never-ban check (`admit`) and goes to the persistent action queue.
+ * - The action queue (src/engine/actions/queue.ts) stores the ban and its jobs before running
+ *   them, re-applies active bans at start and lifts every ban on time.
+ * - The Engine is also the control channel's target (status, ban, unban, reload, stop).
+ *
+ * Reload keeps what did not change: jails whose configuration is the same keep their counters,
+ * sources whose configuration is the same keep running (and their positions), bans stay.
+ */
+import {randomUUID} from 'node:crypto'
+import type {ActionFactory, ActionRunner} from '../actions/action.js'
+import {BUILTIN_ACTIONS} from '../actions/builtin/index.js'
+import {createActionRunner} from '../actions/factory.js'
+import {ActionQueue, type ActionRef} from '../actions/queue.js'
+import {createWindowsFirewallAction} from '../actions/windows/firewall.js'
+import type {JailConfig, ParamValue, SourceConfig, SpylogConfig} from '../config/model.js'
+import {
+  banDetail, banInfo, ControlError, sourceStatus,
+  type BannedResult, type BanResult, type ControlTarget, type JailStatus, type MetricsSnapshot, type PingResult,
+  type ReloadResult, type SourceStatus, type StatusResult, type UnbanResult,
+} from '../control/protocol.js'
+import {FilterHost} from '../filters/host.js'
+import {MemoryBanHistory} from '../jails/history.js'
+import {NeverBan} from '../jails/ignore.js'
+import {Jail} from '../jails/jail.js'
+import {VERSION} from '../fsutil.js'
+import type {Logger} from '../log/logger.js'
+import {canonicalAddress} from '../net/address.js'
+import {createSource} from '../sources/index.js'
+import type {Source, SourceContext} from '../sources/source.js'
+import {Store} from '../store/store.js'
+import type {Failure, Ticket} from '../types.js'
+
+export interface EngineOptions {
+  readonly log: Logger
+  /** Where the store (bans, jobs, history, positions) lives; undefined: memory only (dry run). */
+  readonly dataDir: string | undefined
+  /** Run everything but the actions: each ban and unban is logged as what would run. */
+  readonly dryRun?: boolean
+  /** File sources read existing content from the start. */
+  readonly fromStart?: boolean
+  readonly platform?: NodeJS.Platform
+  /** Re-reads the configuration for `reload` (throws ConfigErrors). */
+  readonly loadConfig?: () => SpylogConfig
+  /** Filter watchdog, ms. */
+  readonly watchdogMs?: number
+  /** Builds a source (tests pass stand-ins for platform sources); default createSource. */
+  readonly sourceFactory?: (cfg: SourceConfig, ctx: SourceContext, selectors: SpylogConfig['filters']) => Source
+  /** Extra or replacing built-in action factories (by kind). */
+  readonly actionFactories?: Readonly<Record<string, ActionFactory>>
+  /** Clock, Unix seconds. */
+  readonly clock?: () => number
+}
+
+interface JailEntry {
+  readonly cfg: JailConfig
+  /** JSON of the configuration without origins: equal means unchanged on reload. */
+  readonly key: string
+  readonly jail: Jail
+  readonly neverBan: NeverBan
+  totalBanned: number
+}
+
+interface SourceEntry {
+  readonly cfg: SourceConfig
+  readonly key: string
+  readonly source: Source
+}
+
+/** JSON of a configuration object without `origin`/`fieldOrigins` (they move when a file is edited above them). */
+function configKey(x: unknown): string {
+  return JSON.stringify(x, (k, v: unknown) => (k === 'origin' || k === 'fieldOrigins' ? undefined : v))
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message
+  return String(e)
+}
+
+export class Engine implements ControlTarget {
+  readonly started = Date.now() / 1000
+  private config!: SpylogConfig
+  private store!: Store
+  private readonly history = new MemoryBanHistory()
+  private globalNeverBan!: NeverBan
+  private readonly jails = new Map<string, JailEntry>()
+  private jailsByFilter = new Map<string, JailEntry[]>()
+  private readonly sources = new Map<string, SourceEntry>()
+  private filters: FilterHost | undefined
+  private queue!: ActionQueue
+  private runners = new Map<string, ActionRunner>()
+  /** configKey of the action each runner was built from (unchanged actions keep their runner on reload). */
+  private runnerKeys = new Map<string, string>()
+  private nextRunnerKeys = new Map<string, string>()
+  private purgeTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+  private readonly clock: () => number
+  private readonly stopWaiters: Array<() => void> = []
+  /** Tickets admitted but not yet queued (for `idle`). */
+  private pendingTickets = 0
+
+  private constructor(private readonly opts: EngineOptions) {
+    this.clock = opts.clock ?? (() => Date.now() / 1000)
+  }
+
+  /** Builds and starts the daemon. Rejects with a clear message for a start-up problem (config, data directory). */
+  static async start(config: SpylogConfig, opts: EngineOptions): Promise<Engine> {
+    const e = new Engine(opts)
+    e.config = config
+    e.store = opts.dataDir === undefined || opts.dryRun === true ? Store.memory() : await Store.open(opts.dataDir)
+    try {
+      for (const h of await e.store.loadHistory()) e.history.add(h)
+      e.globalNeverBan = new NeverBan({whiteIp: config.whiteIp, log: opts.log})
+      await e.globalNeverBan.start()
+      e.runners = e.buildRunners(config)
+      e.runnerKeys = e.nextRunnerKeys
+      e.queue = new ActionQueue({store: e.store, log: opts.log, runners: e.runners, clock: e.clock})
+      await e.queue.start()
+      await e.buildJails(config)
+      e.filters = await FilterHost.start(config.filters, (f) => e.onFailure(f), {log: opts.log, only: e.filterNames(), watchdogMs: opts.watchdogMs})
+      await e.startSources(config)
+    } catch (err) {
+      await e.shutdown().catch(() => {})
+      throw err
+    }
+    const purgeEvery = Math.max(60, config.jail.purgeInterval ?? 900) * 1000
+    e.purgeTimer = setInterval(() => {
+      for (const j of e.jails.values()) j.jail.purge()
+    }, purgeEvery)
+    e.purgeTimer.unref()
+    opts.log.notice(`spylog ${VERSION} started: ${e.sources.size} sources, ${e.jails.size} jails${opts.dryRun === true ? ' (dry run: no action runs)' : ''}`)
+    return e
+  }
+
+  // --- building ------------------------------------------------------------------------------
+
+  private actionFactories(): Record<string, ActionFactory> {
+    const f: Record<string, ActionFactory> = {...BUILTIN_ACTIONS, 'windows-firewall': createWindowsFirewallAction}
+    Object.assign(f, this.opts.actionFactories)
+    return f
+  }
+
+  private buildRunners(config: SpylogConfig): Map<string, ActionRunner> {
+    const used = new Set(config.jails.filter((j) => j.enabled).flatMap((j) => j.actions.map((a) => a.name)))
+    const ctx = {
+      log: this.opts.log,
+      dryRun: this.opts.dryRun,
+      platform: this.opts.platform,
+      neverBan: (id: string) => this.globalNeverBan.reason(id) !== undefined,
+      dataDir: this.opts.dataDir,
+    }
+    const factories = this.actionFactories()
+    const out = new Map<string, ActionRunner>()
+    const keys = new Map<string, string>()
+    for (const a of config.actions) {
+      // Actions no jail uses are not built (a mail action with a placeholder server costs nothing).
+      if (!used.has(a.name) && ![...used].some((u) => u.includes('%{'))) continue
+      const key = configKey(a)
+      const old = this.runners.get(a.name)
+      out.set(a.name, old !== undefined && this.runnerKeys.get(a.name) === key ? old : createActionRunner(a, ctx, factories))
+      keys.set(a.name, key)
+    }
+    this.nextRunnerKeys = keys
+    return out
+  }
+
+  private async buildJails(config: SpylogConfig, keep?: Map<string, JailEntry>): Promise<void> {
+    this.jails.clear()
+    for (const cfg of config.jails) {
+      if (!cfg.enabled) continue
+      const key = configKey(cfg)
+      const old = keep?.get(cfg.name)
+      if (old !== undefined && old.key === key) {
+        this.jails.set(cfg.name, old)
+        keep!.delete(cfg.name)
+        continue
+      }
+      const neverBan = NeverBan.forJail(cfg, config.whiteIp, this.opts.log)
+      await neverBan.start()
+      const jail = new Jail(cfg, {log: this.opts.log, history: this.history, neverBan, globals: config.jail.parameters, clock: this.clock})
+      this.jails.set(cfg.name, {cfg, key, jail, neverBan, totalBanned: old?.totalBanned ?? 0})
+    }
+    if (keep !== undefined) for (const old of keep.values()) old.neverBan.stop()
+    const byFilter = new Map<string, JailEntry[]>()
+    for (const j of this.jails.values()) {
+      for (const f of j.cfg.filters) {
+        let list = byFilter.get(f)
+        if (list === undefined) byFilter.set(f, (list = []))
+        list.push(j)
+      }
+    }
+    this.jailsByFilter = byFilter
+  }
+
+  /** The filters some running jail reads. */
+  private filterNames(): Set<string> {
+    return new Set(this.jailsByFilter.keys())
+  }
+
+  private sourceNames(config: SpylogConfig): Set<string> {
+    const names = this.filterNames()
+    return new Set(config.filters.filter((f) => f.enabled && names.has(f.name)).flatMap((f) => f.sources))
+  }
+
+  private async startSources(config: SpylogConfig, keep?: Map<string, SourceEntry>): Promise<void> {
+    const wanted = this.sourceNames(config)
+    const ctx: SourceContext = {log: this.opts.log, positions: this.store.positions, fromStart: this.opts.fromStart, platform: this.opts.platform}
+    const make = this.opts.sourceFactory ?? ((cfg: SourceConfig, c: SourceContext, filters: SpylogConfig['filters']) => createSource(cfg, c, filters))
+    const sink = (r: Parameters<Parameters<Source['start']>[0]>[0]): void => this.filters?.push(r)
+    this.sources.clear()
+    for (const cfg of config.sources) {
+      if (!wanted.has(cfg.name)) continue
+      const key = configKey(cfg)
+      const old = keep?.get(cfg.name)
+      if (old !== undefined && old.key === key) {
+        this.sources.set(cfg.name, old)
+        keep!.delete(cfg.name)
+        continue
+      }
+      let source: Source
+      try {
+        source = make(cfg, ctx, config.filters.filter((f) => f.enabled && f.sources.includes(cfg.name)))
+      } catch (e) {
+        this.opts.log.error(`source ${cfg.name} (${cfg.spec}): ${errorText(e)}`)
+        continue
+      }
+      this.sources.set(cfg.name, {cfg, key, source})
+      await source.start(sink)
+      if (source.stats.state === 'retrying' || source.stats.state === 'failed') {
+        this.opts.log.warning(`source ${cfg.name} (${cfg.spec}) did not start: ${source.stats.lastError ?? 'unknown reason'}${source.stats.state === 'retrying' ? '; retrying' : ''}`)
+      }
+    }
+    if (keep !== undefined) for (const old of keep.values()) await old.source.stop()
+  }
+
+  // --- the pipeline --------------------------------------------------------------------------
+
+  private onFailure(f: Failure): void {
+    const list = this.jailsByFilter.get(f.filter)
+    if (list === undefined) return
+    const received = this.clock()
+    for (const j of list) {
+      let t: Ticket | undefined
+      try {
+        t = j.jail.add(f, received)
+      } catch (e) {
+        this.opts.log.error(`jail ${j.cfg.name}: ${errorText(e)}`)
+        continue
+      }
+      if (t !== undefined) void this.admit(j, t)
+    }
+  }
+
+  private async admit(j: JailEntry, t: Ticket): Promise<void> {
+    this.pendingTickets++
+    try {
+      if (!(await j.jail.admit(t))) return
+      j.totalBanned++
+      await this.queue.submit(t, this.refs(j.cfg, t))
+    } catch (e) {
+      this.opts.log.error(`jail ${j.cfg.name}: cannot queue the ban of ${t.id}: ${errorText(e)}`)
+    } finally {
+      this.pendingTickets--
+      if (this.pendingTickets === 0) for (const w of this.stopWaiters.splice(0)) w()
+    }
+  }
+
+  /** The jail's actions with their parameters: action defaults < global < jail < the jail's `{name, {params}}`. */
+  private refs(cfg: JailConfig, t: Ticket): ActionRef[] {
+    const out: ActionRef[] = []
+    const lookup = (k: string): string | undefined => {
+      const v = t.data[k] ?? (k === 'jail' ? t.jail : k === 'filter' ? t.filter : k === 'host' ? t.id : undefined)
+      return v === undefined || v === null ? undefined : String(v)
+    }
+    for (const a of cfg.actions) {
+      const name = a.name.includes('%{') ? a.name.replace(/%\{([^}]+)\}/g, (m, k: string) => lookup(k) ?? m) : a.name
+      const action = this.config.actions.find((x) => x.name === name)
+      if (action === undefined || !this.runners.has(name)) {
+        this.opts.log.error(`jail ${cfg.name}: no action ${JSON.stringify(name)} (from ${JSON.stringify(a.name)}); ban of ${t.id} not sent to it`)
+        continue
+      }
+      const params: Record<string, ParamValue> = {...action.parameters, ...this.config.jail.parameters, ...cfg.parameters, ...(a.parameters ?? {})}
+      out.push({name, params})
+    }
+    return out
+  }
+
+  /** Resolves when the filters are idle and every ticket made so far is queued and its due jobs done (tests, replays). */
+  async idle(): Promise<void> {
+    await this.filters?.idle()
+    if (this.pendingTickets > 0) await new Promise<void>((r) => this.stopWaiters.push(r))
+    await this.queue.idle()
+  }
+
+  // --- control target --------------------------------------------------------------------------
+
+  private sourceStatusOf(name: string): SourceStatus | undefined {
+    const s = this.sources.get(name)
+    return s === undefined ? undefined : sourceStatus(s.source, s.cfg.spec)
+  }
+
+  private jailSources(cfg: JailConfig): string[] {
+    const fs = new Set(cfg.filters)
+    return [...new Set(this.config.filters.filter((f) => fs.has(f.name)).flatMap((f) => f.sources))]
+  }
+
+  status(): StatusResult {
+    const active = this.queue.active()
+    return {
+      version: VERSION,
+      pid: process.pid,
+      started: this.started,
+      jails: [...this.jails.values()].map((j) => ({
+        name: j.cfg.name,
+        currentlyFailed: j.jail.stats.currentlyFailed,
+        totalFailed: j.jail.stats.totalFailed,
+        currentlyBanned: active.filter((b) => b.jail === j.cfg.name).length,
+        totalBanned: j.totalBanned,
+        filters: [...j.cfg.filters],
+        sources: this.jailSources(j.cfg),
+      })),
+      sources: [...this.sources.keys()].map((n) => this.sourceStatusOf(n)!),
+      queueDepth: this.queue.metrics().queued,
+    }
+  }
+
+  private jailEntry(name: string): JailEntry {
+    const j = this.jails.get(name)
+    if (j === undefined) throw new ControlError('not-found', `no jail ${JSON.stringify(name)} (running jails: ${[...this.jails.keys()].join(', ') || 'none'})`)
+    return j
+  }
+
+  jailStatus(name: string): JailStatus {
+    const j = this.jailEntry(name)
+    const now = this.clock()
+    const tickets = this.activeTickets().filter((t) => t.jail === name)
+    return {
+      name,
+      filter: {
+        filters: [...j.cfg.filters],
+        sources: this.jailSources(j.cfg).flatMap((s) => this.sourceStatusOf(s) ?? []),
+        currentlyFailed: j.jail.stats.currentlyFailed,
+        totalFailed: j.jail.stats.totalFailed,
+      },
+      actions: {
+        names: j.cfg.actions.map((a) => a.name),
+        currentlyBanned: tickets.length,
+        totalBanned: j.totalBanned,
+        banned: tickets.map((t) => banInfo(t, now)).sort((a, b) => (a.timeLeft < 0 ? Infinity : a.timeLeft) - (b.timeLeft < 0 ? Infinity : b.timeLeft)),
+      },
+    }
+  }
+
+  /** Active bans as tickets (with the ban's current end). */
+  private activeTickets(): Ticket[] {
+    return this.queue.active().map((b) => ({...this.queue.ticketOf(b.uuid)!, time: b.time, bantime: b.bantime, jail: b.jail, id: b.id}))
+  }
+
+  banned(ids?: string[]): BannedResult {
+    const now = this.clock()
+    const tickets = this.activeTickets()
+    const wanted = ids?.map((i) => canonicalAddress(i) ?? i)
+    const keys = wanted ?? [...new Set(tickets.map((t) => t.id))]
+    return {entries: keys.map((id) => ({id, bans: tickets.filter((t) => t.id === id).map((t) => banDetail(t, now))}))}
+  }
+
+  async ban(jail: string, ids: string[]): Promise<BanResult> {
+    const j = this.jailEntry(jail)
+    const res: BanResult = {jail, banned: [], already: [], refused: []}
+    const active = new Set(this.queue.active().filter((b) => b.jail === jail).map((b) => b.id))
+    for (const raw of ids) {
+      const id = canonicalAddress(raw) ?? raw
+      const why = j.neverBan.reason(id)
+      if (why !== undefined) {
+        res.refused.push({id: raw, reason: `never banned (${why})`})
+        continue
+      }
+      if (active.has(id)) {
+        res.already.push(id)
+        continue
+      }
+      const now = this.clock()
+      const t: Ticket = {
+        uuid: randomUUID(), jail, filter: 'manual', id, isAddress: canonicalAddress(id) !== undefined || id.includes('/'),
+        time: now, bantime: j.cfg.bantime, banCount: this.history.count(id, jail), data: {host: id, ...j.cfg.parameters},
+        failures: [], manual: true,
+      }
+      this.history.add({id, jail, time: now, bantime: t.bantime})
+      j.totalBanned++
+      await this.queue.submit(t, this.refs(j.cfg, t))
+      res.banned.push(id)
+    }
+    return res
+  }
+
+  async unban(ids: string[] | {all: true}, jail?: string): Promise<UnbanResult> {
+    if (jail !== undefined) this.jailEntry(jail)
+    const before = this.queue.active().filter((b) => jail === undefined || b.jail === jail)
+    if (!Array.isArray(ids)) {
+      await this.queue.unban({all: true}, jail)
+      return {unbanned: before.map((b) => ({jail: b.jail, id: b.id})), notBanned: []}
+    }
+    const res: UnbanResult = {unbanned: [], notBanned: []}
+    for (const raw of ids) {
+      const id = canonicalAddress(raw) ?? raw
+      const hit = before.filter((b) => b.id === id)
+      if (hit.length === 0) {
+        res.notBanned.push(raw)
+        continue
+      }
+      await this.queue.unban(id, jail)
+      for (const b of hit) res.unbanned.push({jail: b.jail, id})
+      for (const j of this.jails.values()) if (jail === undefined || j.cfg.name === jail) j.jail.forget(id)
+    }
+    return res
+  }
+
+  async reload(jail?: string): Promise<ReloadResult> {
+    if (this.opts.loadConfig === undefined) return {ok: false, errors: ['this daemon was started without a configuration to re-read']}
+    let next: SpylogConfig
+    try {
+      next = this.opts.loadConfig()
+    } catch (e) {
+      const errs = (e as {errors?: readonly {message: string}[]}).errors
+      return {ok: false, errors: errs !== undefined ? errs.map((x) => x.message) : [errorText(e)]}
+    }
+    if (jail !== undefined) {
+      if (!next.jails.some((j) => j.name === jail)) return {ok: false, errors: [`no jail ${JSON.stringify(jail)} in the configuration`]}
+      // Only that jail changes: everything else keeps the running configuration.
+      const jails = this.config.jails.filter((j) => j.name !== jail).concat(next.jails.filter((j) => j.name === jail))
+      const cfgJail = next.jails.find((j) => j.name === jail)!
+      const filters = this.config.filters.filter((f) => !cfgJail.filters.includes(f.name)).concat(next.filters.filter((f) => cfgJail.filters.includes(f.name)))
+      const names = new Set(filters.flatMap((f) => f.sources))
+      const sources = this.config.sources.filter((s) => !names.has(s.name) || !next.sources.some((n) => n.name === s.name)).concat(next.sources.filter((s) => names.has(s.name)))
+      next = {...this.config, jails, filters, sources: dedupe(sources), actions: dedupe([...next.actions, ...this.config.actions])}
+    }
+    try {
+      const runners = this.buildRunners(next)
+      const filters = await FilterHost.start(next.filters, (f) => this.onFailure(f), {log: this.opts.log, only: new Set(next.jails.filter((j) => j.enabled).flatMap((j) => j.filters)), watchdogMs: this.opts.watchdogMs})
+      const oldFilters = this.filters
+      this.filters = filters
+      await oldFilters?.stop()
+      this.runners = runners
+      this.runnerKeys = this.nextRunnerKeys
+      await this.queue.setRunners(runners)
+      this.config = next
+      await this.buildJails(next, new Map(this.jails))
+      await this.startSources(next, new Map(this.sources))
+    } catch (e) {
+      return {ok: false, errors: [errorText(e)]}
+    }
+    this.opts.log.notice(`configuration reloaded${jail !== undefined ? ` (jail ${jail})` : ''}: ${this.sources.size} sources, ${this.jails.size} jails`)
+    return {ok: true, jails: [...this.jails.keys()]}
+  }
+
+  ping(): PingResult {
+    return {pong: true, version: VERSION, pid: process.pid}
+  }
+
+  metrics(): MetricsSnapshot {
+    const active = this.queue.active()
+    const qm = this.queue.metrics()
+    return {
+      started: this.started,
+      sources: [...this.sources.values()].map((s) => ({name: s.cfg.name, kind: s.source.kind, records: s.source.stats.records, bytes: s.source.stats.bytes, errors: s.source.stats.errors, drops: s.source.stats.drops, state: s.source.stats.state})),
+      filters: (this.filters?.filterStats() ?? []).map((f) => ({name: f.name, lines: f.stats.lines, matched: f.stats.matched, ignored: f.stats.ignored})),
+      jails: [...this.jails.values()].map((j) => ({
+        name: j.cfg.name, currentlyFailed: j.jail.stats.currentlyFailed, totalFailed: j.jail.stats.totalFailed,
+        currentlyBanned: active.filter((b) => b.jail === j.cfg.name).length, totalBanned: j.totalBanned,
+      })),
+      queueDepth: qm.queued,
+      actions: [...this.runners.keys()].map((name) => ({name, jobs: qm.done[name] ?? 0, failures: qm.failures[name] ?? 0})),
+    }
+  }
+
+  /** Stops the daemon: sources first (positions saved), then filters, then the queue (running jobs finish), then the store. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown()
+    return this.stopping
+  }
+
+  /** Resolves when the daemon has stopped (by stop(), a signal, or `spylog stop`). */
+  private resolveStopped!: () => void
+  readonly stopped: Promise<void> = new Promise((resolve) => (this.resolveStopped = resolve))
+
+  private async shutdown(): Promise<void> {
+    if (this.purgeTimer !== undefined) clearInterval(this.purgeTimer)
+    for (const s of this.sources.values()) await s.source.stop().catch((e: unknown) => this.opts.log.error(`source ${s.cfg.name}: ${errorText(e)}`))
+    await this.filters?.idle()
+    await this.filters?.stop()
+    if (this.pendingTickets > 0) await new Promise<void>((r) => this.stopWaiters.push(r))
+    // The queue finishes running jobs and stops the runners.
+    await this.queue?.stop()
+    for (const j of this.jails.values()) j.neverBan.stop()
+    this.globalNeverBan?.stop()
+    await this.store?.close()
+    this.opts.log.notice('spylog stopped')
+    this.resolveStopped()
+  }
+}
+
+function dedupe<T extends {readonly name: string}>(xs: readonly T[]): T[] {
+  const seen = new Set<string>()
+  return xs.filter((x) => !seen.has(x.name) && (seen.add(x.name), true))
+}

@@ -1,0 +1,221 @@
+/**
+ * The daemon end to end: a real log file, the real file source, filters in their worker, jails,
+ * the persistent queue and a real command action (a recording program run from argv), through
+ * the Engine and through `spylog run` with the control commands.
+ */
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import {expect} from 'chai'
+import {loadLuaConfig} from '../src/engine/config/lua.js'
+import {Engine} from '../src/engine/daemon/engine.js'
+import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
+import {repoRoot, tempTree} from './support/files.js'
+
+const RECORDER = `import fs from 'node:fs'
+fs.appendFileSync(process.argv[2], JSON.stringify(process.argv.slice(3)) + '\\n')
+`
+
+function config(opts: {bantime?: number; maxretry?: number; extra?: string} = {}): Record<string, string> {
+  return {
+    'record.mjs': RECORDER,
+    'auth.log': '',
+    'conf/spylog.lua': `
+WHITE_IP{ '127.0.0.1/8', '::1' }
+LOG{ level = 'info' }
+JAIL{ default = { findtime = 600; maxretry = ${opts.maxretry ?? 3}; bantime = ${opts.bantime ?? 2}; action = { 'rec' } } }
+`,
+    'conf/sources/s.lua': `SOURCE{ 'auth', 'file:@DIR@/auth.log' }`,
+    'conf/filters/f.lua': `
+FILTER{ 'sshd'; enabled = true; source = 'auth'; engine = 'fail2ban';
+  failregex = [[Failed password for <F-USER>\\S+</F-USER> from <HOST>]] }
+`,
+    'conf/jails/j.lua': `JAIL{ 'sshd'; filter = 'sshd' }\n${opts.extra ?? ''}`,
+    'conf/actions/a.lua': `
+ACTION{ 'rec';
+  ban   = '"<node>" "<rec>" "<out>" ban <HOST> <JAIL> <user>';
+  unban = '"<node>" "<rec>" "<out>" unban <HOST> <JAIL>';
+  parameters = { node = [[${process.execPath}]], rec = [[@DIR@/record.mjs]], out = [[@DIR@/actions.jsonl]] };
+}
+`,
+  }
+}
+
+const recorded = (dir: string): string[][] => {
+  const f = path.join(dir, 'actions.jsonl')
+  return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as string[]) : []
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+function fail(dir: string, ip: string, user = 'root', n = 1): void {
+  for (let i = 0; i < n; i++) fs.appendFileSync(path.join(dir, 'auth.log'), `sshd[${100 + i}]: Failed password for ${user} from ${ip} port 4711 ssh2\n`)
+}
+
+describe('daemon: sources → filters → jails → actions', function () {
+  this.timeout(120_000)
+
+  it('bans after maxretry failures in a watched log, runs nothing a captured user name holds, lifts the ban on time, never bans WHITE_IP', async () => {
+    const dir = tempTree(config({bantime: 2}))
+    const lines: string[] = []
+    const log = new SinkLogger('info', [memorySink(lines)])
+    const engine = await Engine.start(loadLuaConfig(path.join(dir, 'conf')), {log, dataDir: path.join(dir, 'data')})
+    try {
+      const pwned = path.join(dir, 'pwned')
+      const hostile = `x";touch${'${IFS}'}${pwned};"$(touch${'${IFS}'}${pwned})`
+      fail(dir, '127.0.0.1', 'root', 5)
+      fail(dir, '203.0.113.9', hostile, 2)
+      // Two failures: no ban yet; the third bans.
+      await engine.idle()
+      expect(recorded(dir)).to.deep.equal([])
+      fail(dir, '203.0.113.9', hostile)
+      const ban = await until('the ban', () => recorded(dir).find((r) => r[0] === 'ban'))
+      expect(ban).to.deep.equal(['ban', '203.0.113.9', 'sshd', hostile])
+      expect(fs.existsSync(pwned)).to.equal(false)
+      expect(lines.some((l) => / NOTICE \[sshd\] Ban 203\.0\.113\.9$/.test(l))).to.equal(true)
+      const st = engine.status()
+      expect(st.jails[0]).to.include({name: 'sshd', currentlyBanned: 1, totalBanned: 1})
+      expect(st.sources[0]).to.include({name: 'auth', state: 'running'})
+      expect(st.sources[0]!.records).to.be.at.least(8)
+      // bantime 2 s: the unban runs by itself.
+      await until('the unban', () => recorded(dir).find((r) => r[0] === 'unban'), 20_000)
+      expect(lines.some((l) => / NOTICE \[sshd\] Unban 203\.0\.113\.9$/.test(l))).to.equal(true)
+      expect(recorded(dir).filter((r) => r[1] === '127.0.0.1')).to.deep.equal([])
+      expect(engine.status().jails[0]!.currentlyBanned).to.equal(0)
+    } finally {
+      await engine.stop()
+    }
+  })
+
+  it('re-applies active bans after a restart without unbanning first, and runs an unban that fell due while it was stopped', async () => {
+    const dir = tempTree(config({bantime: 3600, extra: `JAIL{ 'short'; filter = 'sshd'; bantime = 2; maxretry = 3 }`}))
+    const cfg = loadLuaConfig(path.join(dir, 'conf'))
+    const log = new SinkLogger('info', [])
+    const dataDir = path.join(dir, 'data')
+    let engine = await Engine.start(cfg, {log, dataDir})
+    fail(dir, '198.51.100.20', 'admin', 3)
+    await until('both bans', () => recorded(dir).filter((r) => r[0] === 'ban').length === 2)
+    await engine.stop()
+    // Stopped for longer than the short jail's bantime.
+    await new Promise((r) => setTimeout(r, 2500))
+    fs.writeFileSync(path.join(dir, 'actions.jsonl'), '')
+    engine = await Engine.start(cfg, {log, dataDir})
+    try {
+      await until('restore and overdue unban', () => recorded(dir).length >= 2)
+      await engine.idle()
+      const after = recorded(dir)
+      // The long ban is applied again (no unban of it), the short one is lifted.
+      expect(after).to.deep.include(['ban', '198.51.100.20', 'sshd', 'admin'])
+      expect(after).to.deep.include(['unban', '198.51.100.20', 'short'])
+      expect(after.filter((r) => r[0] === 'unban' && r[2] === 'sshd')).to.deep.equal([])
+      expect(engine.banned(['198.51.100.20']).entries[0]!.bans.map((b) => b.jail)).to.deep.equal(['sshd'])
+      // The failures that led to the ban are kept with it.
+      expect(engine.banned(['198.51.100.20']).entries[0]!.bans[0]!.failures).to.have.length(3)
+      // A manual unban goes through the same queue.
+      const u = await engine.unban(['198.51.100.20'])
+      expect(u.unbanned).to.deep.equal([{jail: 'sshd', id: '198.51.100.20'}])
+      await until('the manual unban', () => recorded(dir).find((r) => r[0] === 'unban' && r[2] === 'sshd'))
+    } finally {
+      await engine.stop()
+    }
+  })
+
+  it('replays existing logs in event time with --dry-run --from-start and prints the ban timeline', () => {
+    const dir = tempTree(config({bantime: 600, maxretry: 3}))
+    const lines: string[] = []
+    for (let i = 0; i < 3; i++) lines.push(`Jan 10 10:0${i}:00 host sshd[1]: Failed password for root from 192.0.2.50 port 22 ssh2`)
+    // Spread over more than findtime: no ban for this one.
+    for (let i = 0; i < 3; i++) lines.push(`Jan 10 1${i}:30:00 host sshd[1]: Failed password for root from 192.0.2.51 port 22 ssh2`)
+    fs.writeFileSync(path.join(dir, 'auth.log'), lines.join('\n') + '\n')
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'run', '--dry-run', '--from-start', '--json', '--config', path.join(dir, 'conf')], {encoding: 'utf8'})
+    expect(r.status, r.stderr).to.equal(0)
+    const out = JSON.parse(r.stdout) as {lines: number; failures: number; bans: {jail: string; id: string; time: number; bantime: number; failures: number}[]}
+    expect(out.lines).to.equal(6)
+    expect(out.failures).to.equal(6)
+    expect(out.bans.map((b) => [b.jail, b.id, b.failures, b.bantime])).to.deep.equal([['sshd', '192.0.2.50', 3, 600]])
+    // The ban happens at the third failure's own time (10:02), not at the time of the replay.
+    const d = new Date(out.bans[0]!.time * 1000)
+    expect([d.getHours(), d.getMinutes()]).to.deep.equal([10, 2])
+    // Nothing ran.
+    expect(recorded(dir)).to.deep.equal([])
+  })
+
+  describe('spylog run with the control commands', () => {
+    let dir: string
+    let child: ChildProcess
+    let stderr = ''
+    const cli = (...args: string[]): {status: number | null; stdout: string; stderr: string} =>
+      spawnSync(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args, '--socket', path.join(dir, 'ctl.sock'), '--data-dir', path.join(dir, 'data')], {encoding: 'utf8'})
+
+    before(async () => {
+      dir = tempTree(config({bantime: 3600}))
+      child = spawn(process.execPath, [
+        path.join(repoRoot, 'bin/run.js'), 'run', '--foreground', '--config', path.join(dir, 'conf'),
+        '--data-dir', path.join(dir, 'data'), '--socket', path.join(dir, 'ctl.sock'), '--metrics', '127.0.0.1:0',
+      ], {stdio: ['ignore', 'ignore', 'pipe']})
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+      await until('the daemon to answer ping', () => cli('ping').status === 0, 60_000)
+    })
+
+    after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    })
+
+    it('answers status, ban, banned and unban in text and JSON', async () => {
+      const st = cli('status', '--json')
+      expect(st.status, st.stderr).to.equal(0)
+      expect((JSON.parse(st.stdout) as {jails: {name: string}[]}).jails.map((j) => j.name)).to.deep.equal(['sshd'])
+      expect(cli('status').stdout).to.match(/sshd/)
+      // A refused address (local) makes the exit status 1; the other one is banned.
+      const b = cli('ban', 'sshd', '192.0.2.77', '127.0.0.1', '--json')
+      expect(b.status, b.stderr).to.equal(1)
+      const br = JSON.parse(b.stdout) as {banned: string[]; refused: {id: string}[]}
+      expect(br.banned).to.deep.equal(['192.0.2.77'])
+      expect(br.refused.map((x) => x.id)).to.deep.equal(['127.0.0.1'])
+      await until('the manual ban to run', () => recorded(dir).find((r) => r[0] === 'ban' && r[1] === '192.0.2.77'))
+      const bd = cli('banned', '192.0.2.77', '--json')
+      expect(bd.status, bd.stderr).to.equal(0)
+      expect(JSON.stringify(JSON.parse(bd.stdout))).to.match(/"jail":"sshd"/)
+      const js = cli('status', 'sshd', '--json')
+      expect((JSON.parse(js.stdout) as {actions: {banned: {id: string}[]}}).actions.banned.map((x) => x.id)).to.deep.equal(['192.0.2.77'])
+      const ub = cli('unban', '192.0.2.77')
+      expect(ub.status, ub.stderr).to.equal(0)
+      await until('the manual unban to run', () => recorded(dir).find((r) => r[0] === 'unban' && r[1] === '192.0.2.77'))
+    })
+
+    it('serves metrics, keeps the running configuration when a reload finds errors, reloads a good one', async () => {
+      const url = await until('the metrics URL in the log', () => /metrics: (http:\/\/\S+)/.exec(stderr)?.[1])
+      const text = await (await fetch(url)).text()
+      expect(text).to.match(/spylog_/)
+      fs.writeFileSync(path.join(dir, 'conf/jails/broken.lua'), `JAIL{ 'broken'; filter = 'no-such-filter' }`)
+      const bad = cli('reload')
+      expect(bad.status).to.equal(2)
+      expect(bad.stdout + bad.stderr).to.match(/no-such-filter/)
+      expect(cli('ping').status).to.equal(0)
+      fs.writeFileSync(path.join(dir, 'conf/jails/broken.lua'), `JAIL{ 'second'; filter = 'sshd'; maxretry = 1 }`)
+      const good = cli('reload', '--json')
+      expect(good.status, good.stderr).to.equal(0)
+      const st = JSON.parse(cli('status', '--json').stdout) as {jails: {name: string}[]}
+      expect(st.jails.map((j) => j.name).sort()).to.deep.equal(['second', 'sshd'])
+      // The new jail works: one failure bans.
+      fail(dir, '192.0.2.88')
+      await until('the new jail to ban', () => recorded(dir).find((r) => r[0] === 'ban' && r[1] === '192.0.2.88' && r[2] === 'second'))
+    })
+
+    it('stops on `spylog stop` and exits 0', async () => {
+      const s = cli('stop')
+      expect(s.status, s.stderr).to.equal(0)
+      await until('the daemon to exit', () => child.exitCode !== null)
+      expect(child.exitCode).to.equal(0)
+      expect(cli('ping').status).to.equal(3)
+    })
+  })
+})
