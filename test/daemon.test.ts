@@ -148,6 +148,19 @@ describe('daemon: sources → filters → jails → actions', function () {
     expect(recorded(dir)).to.deep.equal([])
   })
 
+  it('runs a fail2ban tree unchanged (spylog run --fail2ban): jail.conf + jail.local, filter.d, logpath', () => {
+    const dir = tempTree({
+      'f2b/jail.conf': '[DEFAULT]\nfindtime = 10m\nmaxretry = 5\nbantime = 1h\nbackend = auto\n\n[myapp]\nenabled = false\nfilter = myapp\nlogpath = @DIR@/app.log\n',
+      'f2b/jail.local': '[myapp]\nenabled = true\nmaxretry = 2\nbantime = 30m\n',
+      'f2b/filter.d/myapp.conf': '[Definition]\nfailregex = <HOST> login failed for <F-USER>\\S+</F-USER>$\ndatepattern = ^%%Y-%%m-%%d %%H:%%M:%%S\n',
+      'app.log': ['2024-03-01 10:00:00 198.51.100.4 login failed for a', '2024-03-01 10:00:30 198.51.100.4 login failed for b', '2024-03-01 10:01:00 198.51.100.5 login failed for a'].join('\n') + '\n',
+    })
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'run', '--dry-run', '--from-start', '--json', '--fail2ban', path.join(dir, 'f2b')], {encoding: 'utf8'})
+    expect(r.status, r.stderr).to.equal(0)
+    const out = JSON.parse(r.stdout) as {bans: {jail: string; id: string; bantime: number; failures: number}[]}
+    expect(out.bans.map((b) => [b.jail, b.id, b.bantime, b.failures])).to.deep.equal([['myapp', '198.51.100.4', 1800, 2]])
+  })
+
   describe('spylog run with the control commands', () => {
     let dir: string
     let child: ChildProcess
