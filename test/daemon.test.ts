@@ -161,6 +161,34 @@ describe('daemon: sources → filters → jails → actions', function () {
     expect(out.bans.map((b) => [b.jail, b.id, b.bantime, b.failures])).to.deep.equal([['myapp', '198.51.100.4', 1800, 2]])
   })
 
+  it('runs the filter, jail and action services as three processes joined by local sockets (--only)', async () => {
+    const dir = tempTree(config({bantime: 3600}))
+    const procs: ChildProcess[] = []
+    const sock = (role: string): string => path.join(dir, `ctl-${role}.sock`)
+    const ctl = (role: string, ...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args, '--socket', sock(role), '--data-dir', path.join(dir, 'data')], {encoding: 'utf8'})
+    try {
+      for (const role of ['action', 'jail', 'filter']) {
+        procs.push(spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'run', '--only', role, '--config', path.join(dir, 'conf'), '--data-dir', path.join(dir, 'data'), '--socket', sock(role)], {stdio: 'ignore'}))
+        await until(`the ${role} service`, () => ctl(role, 'ping').status === 0, 60_000)
+      }
+      fail(dir, '203.0.113.33', 'guest', 3)
+      const ban = await until('the ban through three processes', () => recorded(dir).find((r) => r[0] === 'ban'))
+      expect(ban).to.deep.equal(['ban', '203.0.113.33', 'sshd', 'guest'])
+      // Each service answers for its part.
+      const jails = JSON.parse(ctl('jail', 'status', '--json').stdout) as {jails: {name: string; totalBanned: number}[]}
+      expect(jails.jails).to.deep.include({...jails.jails[0], name: 'sshd', totalBanned: 1})
+      const banned = ctl('action', 'banned', '--json')
+      expect(banned.status, banned.stderr).to.equal(0)
+      expect(banned.stdout).to.contain('203.0.113.33')
+      const wrong = ctl('filter', 'banned', '--json')
+      expect(wrong.status).to.not.equal(0)
+      expect(wrong.stdout + wrong.stderr).to.match(/runs only the filter service/)
+    } finally {
+      for (const p of procs) p.kill('SIGTERM')
+      await until('the services to exit', () => procs.every((p) => p.exitCode !== null || p.signalCode !== null))
+    }
+  })
+
   describe('spylog run with the control commands', () => {
     let dir: string
     let child: ChildProcess

@@ -5,10 +5,10 @@ import Table from 'cli-table3'
 import ora from 'ora'
 import {loadConfigDetailed, type LoadConfigOptions} from '../engine/config/load.js'
 import {ConfigErrors, LOG_LEVELS, type LogLevel, type SpylogConfig} from '../engine/config/model.js'
-import {defaultDataDir} from '../engine/control/paths.js'
+import {defaultDataDir, defaultSocketPath} from '../engine/control/paths.js'
 import {startControlServer, type ControlServer} from '../engine/control/server.js'
 import {parseListenAddress, startMetricsServer, type MetricsServer} from '../engine/control/metrics.js'
-import {Engine} from '../engine/daemon/engine.js'
+import {Engine, SERVICE_ROLES, type ServiceRole} from '../engine/daemon/engine.js'
 import {replay} from '../engine/daemon/replay.js'
 import {ConfigError} from '../engine/fail2ban/errors.js'
 import {consoleSink, fileSink, SinkLogger, type LogSink} from '../engine/log/logger.js'
@@ -26,6 +26,11 @@ function stamp(t: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
 }
 
+/** The control socket of a single-service process: the default one with the service name appended. */
+function roleSocket(socket: string, role: string): string {
+  return socket.startsWith('\\\\.\\pipe\\') ? `${socket}-${role}` : socket.replace(/\.sock$/, '') + `-${role}.sock`
+}
+
 export default class Run extends Command {
   static override description = 'Run the daemon: sources → filters → jails → actions.\n\n' +
     'Reads the configuration (see `spylog config check`), follows the log sources, counts failures per offender in ' +
@@ -41,6 +46,7 @@ export default class Run extends Command {
     {description: 'Run a fail2ban configuration unchanged.', command: '<%= config.bin %> <%= command.id %> --fail2ban /etc/fail2ban'},
     {description: 'What would the jails have banned in the existing logs?', command: '<%= config.bin %> <%= command.id %> --dry-run --from-start --config ./my-config'},
     {description: 'Serve Prometheus metrics on loopback.', command: '<%= config.bin %> <%= command.id %> --metrics 127.0.0.1:9180'},
+    {description: 'The three services as separate processes (lua-spylog style), joined by local sockets.', command: '<%= config.bin %> <%= command.id %> --only action & <%= config.bin %> <%= command.id %> --only jail & <%= config.bin %> <%= command.id %> --only filter'},
   ]
 
   static override flags = {
@@ -54,6 +60,10 @@ export default class Run extends Command {
     metrics: Flags.string({description: 'serve Prometheus metrics at http://HOST:PORT/metrics', helpValue: 'HOST:PORT'}),
     'log-level': Flags.string({description: 'log level (overrides LOG{ level })', options: [...LOG_LEVELS]}),
     json: Flags.boolean({description: 'with --dry-run --from-start: print the timeline as JSON'}),
+    only: Flags.string({
+      description: 'run one service only (filter: sources and filters; jail: counting; action: the ban queue), joined to the others at the CONNECT{} endpoints, else at sockets in the data directory; its control socket is the default one with the service name appended',
+      options: [...SERVICE_ROLES],
+    }),
   }
 
   async run(): Promise<void> {
@@ -97,7 +107,7 @@ export default class Run extends Command {
     let engine: Engine
     try {
       engine = await Engine.start(config, {
-        log, dataDir, dryRun: flags['dry-run'], fromStart: flags['from-start'],
+        log, dataDir, dryRun: flags['dry-run'], fromStart: flags['from-start'], only: flags.only as ServiceRole | undefined,
         loadConfig: () => loadConfigDetailed(loadOpts).config,
       })
     } catch (e) {
@@ -108,7 +118,8 @@ export default class Run extends Command {
     let control: ControlServer | undefined
     let metrics: MetricsServer | undefined
     try {
-      control = await startControlServer({target: engine, socketPath: flags.socket, dataDir, log})
+      const socketPath = flags.socket ?? (flags.only === undefined ? undefined : roleSocket(defaultSocketPath({dataDir}), flags.only))
+      control = await startControlServer({target: engine, socketPath, dataDir, log})
       log.info(`control channel: ${control.socketPath}`)
       if (flags.metrics !== undefined) {
         const {host, port} = parseListenAddress(flags.metrics)

@@ -16,6 +16,8 @@
  * sources whose configuration is the same keep running (and their positions), bans stay.
  */
 import {randomUUID} from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
 import type {ActionFactory, ActionRunner} from '../actions/action.js'
 import {BUILTIN_ACTIONS} from '../actions/builtin/index.js'
 import {createActionRunner} from '../actions/factory.js'
@@ -35,6 +37,7 @@ import {VERSION} from '../fsutil.js'
 import type {Logger} from '../log/logger.js'
 import {canonicalAddress} from '../net/address.js'
 import {createSource} from '../sources/index.js'
+import {openLink, type Link} from './link.js'
 import type {Source, SourceContext} from '../sources/source.js'
 import {Store} from '../store/store.js'
 import type {Failure, Ticket} from '../types.js'
@@ -58,7 +61,16 @@ export interface EngineOptions {
   readonly actionFactories?: Readonly<Record<string, ActionFactory>>
   /** Clock, Unix seconds. */
   readonly clock?: () => number
+  /**
+   * Run one service only, joined to the others by the local transport (link.ts) at the
+   * configuration's CONNECT{} endpoints, else at sockets in the data directory: the filter
+   * service sends failures to the jail service, which sends tickets to the action service.
+   */
+  readonly only?: ServiceRole
 }
+
+export type ServiceRole = 'filter' | 'jail' | 'action'
+export const SERVICE_ROLES: readonly ServiceRole[] = ['filter', 'jail', 'action']
 
 interface JailEntry {
   readonly cfg: JailConfig
@@ -95,7 +107,11 @@ export class Engine implements ControlTarget {
   private jailsByFilter = new Map<string, JailEntry[]>()
   private readonly sources = new Map<string, SourceEntry>()
   private filters: FilterHost | undefined
-  private queue!: ActionQueue
+  /** Undefined in a process that runs only the filter or jail service. */
+  private queue: ActionQueue | undefined
+  private readonly links: Link[] = []
+  /** The jail → action link (jail service process). */
+  private ticketLink: Link | undefined
   private runners = new Map<string, ActionRunner>()
   /** configKey of the action each runner was built from (unchanged actions keep their runner on reload). */
   private runnerKeys = new Map<string, string>()
@@ -115,18 +131,27 @@ export class Engine implements ControlTarget {
   static async start(config: SpylogConfig, opts: EngineOptions): Promise<Engine> {
     const e = new Engine(opts)
     e.config = config
-    e.store = opts.dataDir === undefined || opts.dryRun === true ? Store.memory() : await Store.open(opts.dataDir)
+    const role = opts.only
+    const runs = (r: ServiceRole): boolean => role === undefined || role === r
+    // Each service process has its own store (and lock) under the data directory.
+    const storeDir = opts.dataDir === undefined ? undefined : role === undefined ? opts.dataDir : path.join(opts.dataDir, role)
+    e.store = storeDir === undefined || opts.dryRun === true ? Store.memory() : await Store.open(storeDir)
     try {
       for (const h of await e.store.loadHistory()) e.history.add(h)
       e.globalNeverBan = new NeverBan({whiteIp: config.whiteIp, log: opts.log})
       await e.globalNeverBan.start()
-      e.runners = e.buildRunners(config)
-      e.runnerKeys = e.nextRunnerKeys
-      e.queue = new ActionQueue({store: e.store, log: opts.log, runners: e.runners, clock: e.clock})
-      await e.queue.start()
-      await e.buildJails(config)
-      e.filters = await FilterHost.start(config.filters, (f) => e.onFailure(f), {log: opts.log, only: e.filterNames(), watchdogMs: opts.watchdogMs})
-      await e.startSources(config)
+      if (runs('action')) {
+        e.runners = e.buildRunners(config)
+        e.runnerKeys = e.nextRunnerKeys
+        e.queue = new ActionQueue({store: e.store, log: opts.log, runners: e.runners, clock: e.clock})
+        await e.queue.start()
+      }
+      if (runs('jail')) await e.buildJails(config)
+      if (role !== undefined) await e.openLinks(config, role)
+      if (runs('filter')) {
+        e.filters = await FilterHost.start(config.filters, (f) => (role === 'filter' ? e.links[0]!.send({t: 'failure', f}) : e.onFailure(f)), {log: opts.log, only: e.filterNames(config), watchdogMs: opts.watchdogMs})
+        await e.startSources(config)
+      }
     } catch (err) {
       await e.shutdown().catch(() => {})
       throw err
@@ -136,7 +161,8 @@ export class Engine implements ControlTarget {
       for (const j of e.jails.values()) j.jail.purge()
     }, purgeEvery)
     e.purgeTimer.unref()
-    opts.log.notice(`spylog ${VERSION} started: ${e.sources.size} sources, ${e.jails.size} jails${opts.dryRun === true ? ' (dry run: no action runs)' : ''}`)
+    const what = role === undefined ? `${e.sources.size} sources, ${e.jails.size} jails` : role === 'filter' ? `the filter service: ${e.sources.size} sources` : role === 'jail' ? `the jail service: ${e.jails.size} jails` : `the action service: ${e.runners.size} actions`
+    opts.log.notice(`spylog ${VERSION} started: ${what}${opts.dryRun === true ? ' (dry run: no action runs)' : ''}`)
     return e
   }
 
@@ -200,13 +226,39 @@ export class Engine implements ControlTarget {
     this.jailsByFilter = byFilter
   }
 
-  /** The filters some running jail reads. */
-  private filterNames(): Set<string> {
-    return new Set(this.jailsByFilter.keys())
+  /** The filters some enabled jail reads. */
+  private filterNames(config: SpylogConfig): Set<string> {
+    return new Set(config.jails.filter((j) => j.enabled).flatMap((j) => j.filters))
+  }
+
+  /** The links of a service process (see EngineOptions.only). */
+  private async openLinks(config: SpylogConfig, role: ServiceRole): Promise<void> {
+    const dir = this.opts.dataDir ?? path.join(os.tmpdir(), 'spylog')
+    const fj = `ipc://${path.join(dir, 'filter-jail.sock')}`
+    const ja = `ipc://${path.join(dir, 'jail-action.sock')}`
+    const c = config.connect
+    const log = this.opts.log
+    const open = (ep: {type: 'bind' | 'connect'; address: string}, on: (m: unknown) => void, what: string): Promise<Link> => openLink(ep, on, log, what, this.opts.platform)
+    if (role === 'filter') {
+      this.links.push(await open(c.filter?.jail ?? {type: 'connect', address: fj}, () => {}, 'link to the jail service'))
+    } else if (role === 'jail') {
+      this.links.push(await open(c.jail?.filter ?? {type: 'bind', address: fj}, (m) => {
+        const msg = m as {t?: string; f?: Failure}
+        if (msg.t === 'failure' && msg.f !== undefined && typeof msg.f.id === 'string' && typeof msg.f.filter === 'string') this.onFailure({...msg.f, data: msg.f.data ?? {}, lines: msg.f.lines ?? []})
+      }, 'link from the filter service'))
+      this.ticketLink = await open(c.jail?.action ?? {type: 'connect', address: ja}, () => {}, 'link to the action service')
+      this.links.push(this.ticketLink)
+    } else {
+      this.links.push(await open(c.action?.jail ?? {type: 'bind', address: ja}, (m) => {
+        const msg = m as {t?: string; ticket?: Ticket; refs?: ActionRef[]}
+        if (msg.t !== 'ticket' || msg.ticket === undefined || !Array.isArray(msg.refs)) return
+        this.queue!.submit(msg.ticket, msg.refs).catch((e: unknown) => log.error(`cannot queue the ban of ${msg.ticket!.id}: ${errorText(e)}`))
+      }, 'link from the jail service'))
+    }
   }
 
   private sourceNames(config: SpylogConfig): Set<string> {
-    const names = this.filterNames()
+    const names = this.filterNames(config)
     return new Set(config.filters.filter((f) => f.enabled && names.has(f.name)).flatMap((f) => f.sources))
   }
 
@@ -264,7 +316,8 @@ export class Engine implements ControlTarget {
     try {
       if (!(await j.jail.admit(t))) return
       j.totalBanned++
-      await this.queue.submit(t, this.refs(j.cfg, t))
+      if (this.ticketLink !== undefined) this.ticketLink.send({t: 'ticket', ticket: t, refs: this.refs(j.cfg, t)})
+      else await this.queue!.submit(t, this.refs(j.cfg, t))
     } catch (e) {
       this.opts.log.error(`jail ${j.cfg.name}: cannot queue the ban of ${t.id}: ${errorText(e)}`)
     } finally {
@@ -283,7 +336,7 @@ export class Engine implements ControlTarget {
     for (const a of cfg.actions) {
       const name = a.name.includes('%{') ? a.name.replace(/%\{([^}]+)\}/g, (m, k: string) => lookup(k) ?? m) : a.name
       const action = this.config.actions.find((x) => x.name === name)
-      if (action === undefined || !this.runners.has(name)) {
+      if (action === undefined || (this.queue !== undefined && !this.runners.has(name))) {
         this.opts.log.error(`jail ${cfg.name}: no action ${JSON.stringify(name)} (from ${JSON.stringify(a.name)}); ban of ${t.id} not sent to it`)
         continue
       }
@@ -297,7 +350,13 @@ export class Engine implements ControlTarget {
   async idle(): Promise<void> {
     await this.filters?.idle()
     if (this.pendingTickets > 0) await new Promise<void>((r) => this.stopWaiters.push(r))
-    await this.queue.idle()
+    await this.queue?.idle()
+  }
+
+  /** The queue, or a clear error in a process that does not run the action service. */
+  private actionQueue(): ActionQueue {
+    if (this.queue === undefined) throw new ControlError('invalid', `this process runs only the ${this.opts.only} service: ask the action service`)
+    return this.queue
   }
 
   // --- control target --------------------------------------------------------------------------
@@ -313,7 +372,7 @@ export class Engine implements ControlTarget {
   }
 
   status(): StatusResult {
-    const active = this.queue.active()
+    const active = this.queue?.active() ?? []
     return {
       version: VERSION,
       pid: process.pid,
@@ -328,7 +387,7 @@ export class Engine implements ControlTarget {
         sources: this.jailSources(j.cfg),
       })),
       sources: [...this.sources.keys()].map((n) => this.sourceStatusOf(n)!),
-      queueDepth: this.queue.metrics().queued,
+      queueDepth: this.queue?.metrics().queued ?? 0,
     }
   }
 
@@ -361,10 +420,13 @@ export class Engine implements ControlTarget {
 
   /** Active bans as tickets (with the ban's current end). */
   private activeTickets(): Ticket[] {
-    return this.queue.active().map((b) => ({...this.queue.ticketOf(b.uuid)!, time: b.time, bantime: b.bantime, jail: b.jail, id: b.id}))
+    const q = this.queue
+    if (q === undefined) return []
+    return q.active().map((b) => ({...q.ticketOf(b.uuid)!, time: b.time, bantime: b.bantime, jail: b.jail, id: b.id}))
   }
 
   banned(ids?: string[]): BannedResult {
+    this.actionQueue()
     const now = this.clock()
     const tickets = this.activeTickets()
     const wanted = ids?.map((i) => canonicalAddress(i) ?? i)
@@ -375,7 +437,8 @@ export class Engine implements ControlTarget {
   async ban(jail: string, ids: string[]): Promise<BanResult> {
     const j = this.jailEntry(jail)
     const res: BanResult = {jail, banned: [], already: [], refused: []}
-    const active = new Set(this.queue.active().filter((b) => b.jail === jail).map((b) => b.id))
+    const queue = this.actionQueue()
+    const active = new Set(queue.active().filter((b) => b.jail === jail).map((b) => b.id))
     for (const raw of ids) {
       const id = canonicalAddress(raw) ?? raw
       const why = j.neverBan.reason(id)
@@ -395,7 +458,7 @@ export class Engine implements ControlTarget {
       }
       this.history.add({id, jail, time: now, bantime: t.bantime})
       j.totalBanned++
-      await this.queue.submit(t, this.refs(j.cfg, t))
+      await queue.submit(t, this.refs(j.cfg, t))
       res.banned.push(id)
     }
     return res
@@ -403,9 +466,10 @@ export class Engine implements ControlTarget {
 
   async unban(ids: string[] | {all: true}, jail?: string): Promise<UnbanResult> {
     if (jail !== undefined) this.jailEntry(jail)
-    const before = this.queue.active().filter((b) => jail === undefined || b.jail === jail)
+    const queue = this.actionQueue()
+    const before = queue.active().filter((b) => jail === undefined || b.jail === jail)
     if (!Array.isArray(ids)) {
-      await this.queue.unban({all: true}, jail)
+      await queue.unban({all: true}, jail)
       return {unbanned: before.map((b) => ({jail: b.jail, id: b.id})), notBanned: []}
     }
     const res: UnbanResult = {unbanned: [], notBanned: []}
@@ -416,7 +480,7 @@ export class Engine implements ControlTarget {
         res.notBanned.push(raw)
         continue
       }
-      await this.queue.unban(id, jail)
+      await queue.unban(id, jail)
       for (const b of hit) res.unbanned.push({jail: b.jail, id})
       for (const j of this.jails.values()) if (jail === undefined || j.cfg.name === jail) j.jail.forget(id)
     }
@@ -443,17 +507,26 @@ export class Engine implements ControlTarget {
       next = {...this.config, jails, filters, sources: dedupe(sources), actions: dedupe([...next.actions, ...this.config.actions])}
     }
     try {
-      const runners = this.buildRunners(next)
-      const filters = await FilterHost.start(next.filters, (f) => this.onFailure(f), {log: this.opts.log, only: new Set(next.jails.filter((j) => j.enabled).flatMap((j) => j.filters)), watchdogMs: this.opts.watchdogMs})
-      const oldFilters = this.filters
-      this.filters = filters
-      await oldFilters?.stop()
-      this.runners = runners
-      this.runnerKeys = this.nextRunnerKeys
-      await this.queue.setRunners(runners)
+      const role = this.opts.only
+      const runs = (r: ServiceRole): boolean => role === undefined || role === r
+      // Everything that can fail on the new configuration is built before anything is swapped.
+      const runners = runs('action') ? this.buildRunners(next) : this.runners
+      const filters = runs('filter')
+        ? await FilterHost.start(next.filters, (f) => (role === 'filter' ? this.links[0]!.send({t: 'failure', f}) : this.onFailure(f)), {log: this.opts.log, only: this.filterNames(next), watchdogMs: this.opts.watchdogMs})
+        : undefined
+      if (filters !== undefined) {
+        const oldFilters = this.filters
+        this.filters = filters
+        await oldFilters?.stop()
+      }
+      if (runs('action')) {
+        this.runners = runners
+        this.runnerKeys = this.nextRunnerKeys
+        await this.queue?.setRunners(runners)
+      }
       this.config = next
-      await this.buildJails(next, new Map(this.jails))
-      await this.startSources(next, new Map(this.sources))
+      if (runs('jail')) await this.buildJails(next, new Map(this.jails))
+      if (runs('filter')) await this.startSources(next, new Map(this.sources))
     } catch (e) {
       return {ok: false, errors: [errorText(e)]}
     }
@@ -466,8 +539,8 @@ export class Engine implements ControlTarget {
   }
 
   metrics(): MetricsSnapshot {
-    const active = this.queue.active()
-    const qm = this.queue.metrics()
+    const active = this.queue?.active() ?? []
+    const qm = this.queue?.metrics() ?? {queued: 0, running: 0, bans: 0, failures: {}, done: {}}
     return {
       started: this.started,
       sources: [...this.sources.values()].map((s) => ({name: s.cfg.name, kind: s.source.kind, records: s.source.stats.records, bytes: s.source.stats.bytes, errors: s.source.stats.errors, drops: s.source.stats.drops, state: s.source.stats.state})),
@@ -499,6 +572,7 @@ export class Engine implements ControlTarget {
     if (this.pendingTickets > 0) await new Promise<void>((r) => this.stopWaiters.push(r))
     // The queue finishes running jobs and stops the runners.
     await this.queue?.stop()
+    for (const l of this.links.splice(0)) await l.close()
     for (const j of this.jails.values()) j.neverBan.stop()
     this.globalNeverBan?.stop()
     await this.store?.close()
