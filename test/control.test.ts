@@ -464,7 +464,7 @@ describe('control channel', function () {
       expect(defaultDataDir({platform: 'win32', env: {ProgramData: 'D:\\PD'}})).to.equal('D:\\PD\\spylog\\data')
       expect(defaultDataDir({platform: 'linux', uid: 0, env: {SPYLOG_DATA_DIR: '/srv/spy'}})).to.equal('/srv/spy')
       expect(resolveControlPaths({platform: 'linux', uid: 0, env: {}, dataDir: '/d'})).to.deep.equal({socketPath: '/run/spylog/spylog.sock', tokenFile: '/d/control.token'})
-      expect(resolveControlPaths({platform: 'win32', env: {}}).tokenFile).to.equal('C:\\ProgramData\\spylog\\control.token')
+      expect(resolveControlPaths({platform: 'win32', env: {}}).tokenFile).to.equal('C:\\ProgramData\\spylog\\data\\control.token')
       expect(resolveControlPaths({platform: 'linux', uid: 0, env: {SPYLOG_SOCKET: '/tmp/s'}, tokenFile: '/t'})).to.deep.equal({socketPath: '/tmp/s', tokenFile: '/t'})
     })
   })
