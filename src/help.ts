@@ -1,6 +1,16 @@
 import {Help} from '@oclif/core'
 
 const EXAMPLES = `EXAMPLES
+  Run the daemon in the console (sources → filters → jails → actions):
+    $ spylog run --foreground
+
+  What would the jails have banned in the existing logs? (changes nothing)
+    $ spylog run --dry-run --from-start
+
+  Jails and bans of the running daemon; lift a ban:
+    $ spylog status
+    $ spylog unban 192.0.2.7
+
   Test a fail2ban filter on a log (like fail2ban-regex):
     $ spylog regex /var/log/auth.log /etc/fail2ban/filter.d/sshd.conf
 
