@@ -251,6 +251,27 @@ describe('daemon: sources → filters → jails → actions', function () {
       await until('the new jail to ban', () => recorded(dir).find((r) => r[0] === 'ban' && r[1] === '192.0.2.88' && r[2] === 'second'))
     })
 
+    it('answers every read command in both output modes; refuses another user and a wrong token, and says so in its log', async () => {
+      for (const argv of [['ping'], ['status'], ['status', 'sshd'], ['banned']]) {
+        const text = cli(...argv)
+        expect(text.status, `${argv.join(' ')}: ${text.stderr}`).to.equal(0)
+        expect(text.stdout.length, argv.join(' ')).to.be.greaterThan(0)
+        const json = cli(...argv, '--json')
+        expect(json.status, `${argv.join(' ')} --json: ${json.stderr}`).to.equal(0)
+        expect(() => JSON.parse(json.stdout), argv.join(' ')).to.not.throw()
+      }
+      const home = tempTree({})
+      fs.chmodSync(home, 0o777)
+      const other = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, path.join(repoRoot, 'bin/run.js'), 'unban', '--all', '--socket', path.join(dir, 'ctl.sock'), '--token-file', path.join(dir, 'data', 'control.token')], {encoding: 'utf8', env: {...process.env, HOME: home}})
+      expect(other.status, other.stderr).to.equal(2)
+      expect(other.stderr).to.match(/permission denied/)
+      const bad = path.join(tempTree({t: 'b'.repeat(64) + '\n'}), 't')
+      const wrong = spawnSync(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'unban', '--all', '--socket', path.join(dir, 'ctl.sock'), '--token-file', bad], {encoding: 'utf8'})
+      expect(wrong.status).to.equal(2)
+      expect(wrong.stderr).to.match(/wrong or missing control token/)
+      await until('the refusal in the daemon log', () => /WARNING control: refused a request .*wrong token/.test(stderr))
+    })
+
     it('stops on `spylog stop` and exits 0', async () => {
       const s = cli('stop')
       expect(s.status, s.stderr).to.equal(0)
