@@ -2,25 +2,10 @@ import {expect} from 'chai'
 import fs from 'node:fs'
 import path from 'node:path'
 import type {ProcessSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {createProcessSource, expandVars, processCommand, splitArgs, type ProcessLineSource} from '../src/engine/sources/process.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {sourceContext, waitFor} from './support/wait.js'
 
 function procCfg(command: string, extra: Partial<ProcessSource> = {}): ProcessSource {
   return {kind: 'process', name: 'proc', origin: {file: 't', line: 1}, spec: `process:${command}`, implicit: false, command, restart: 0.05, maxLine: 4096, monitor: ['stdout'], ...extra}
@@ -32,7 +17,7 @@ afterEach(async () => {
 })
 
 async function start(cfg: ProcessSource, log: string[] = []): Promise<{src: ProcessLineSource; records: LogRecord[]}> {
-  const src = createProcessSource(cfg, context(log))
+  const src = createProcessSource(cfg, sourceContext(log))
   running.push(src)
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))

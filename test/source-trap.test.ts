@@ -3,25 +3,10 @@ import {execFile} from 'node:child_process'
 import dgram from 'node:dgram'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
 import type {EventLogSource, TrapSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import {createTrapSource, eventSourceOfOid, type TrapReceiver} from '../src/engine/sources/trap.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {sourceContext, waitFor} from './support/wait.js'
 
 const running: TrapReceiver[] = []
 afterEach(async () => {
@@ -31,7 +16,7 @@ afterEach(async () => {
 async function start(kind: 'trap' | 'eventlog', community?: string[], log: string[] = []): Promise<{src: TrapReceiver; records: LogRecord[]; port: number}> {
   const base = {name: kind, origin: {file: 't', line: 1}, spec: `${kind}:udp://127.0.0.1:0`, implicit: false, protocol: 'udp' as const, host: '127.0.0.1', port: 0}
   const cfg: TrapSource | EventLogSource = kind === 'trap' ? {...base, kind, ...(community ? {community} : {})} : {...base, kind}
-  const src = createTrapSource(cfg, context(log))
+  const src = createTrapSource(cfg, sourceContext(log))
   running.push(src)
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))
