@@ -128,6 +128,26 @@ describe('daemon: sources → filters → jails → actions', function () {
     }
   })
 
+  it('reads a backlog far larger than the filter queue from the start without losing a line (files wait for the filters)', async () => {
+    const dir = tempTree(config({maxretry: 1000000}))
+    // 30,000 lines, six times the filter queue (a 64 KiB read holds about a thousand of them).
+    const n = 30_000
+    const lines: string[] = []
+    for (let i = 0; i < n; i++) lines.push(`sshd[1]: Failed password for u${i} from 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} port 22 ssh2`)
+    fs.writeFileSync(path.join(dir, 'auth.log'), lines.join('\n') + '\n')
+    const logLines: string[] = []
+    const engine = await Engine.start(loadLuaConfig(path.join(dir, 'conf')), {log: new SinkLogger('info', [memorySink(logLines)]), dataDir: path.join(dir, 'data'), fromStart: true, filterQueue: 5000})
+    try {
+      await until('every line counted', () => engine.status().jails[0]!.totalFailed >= n, 90_000)
+      await engine.idle()
+      expect(engine.status().jails[0]!.totalFailed).to.equal(n)
+      expect(engine.status().sources[0]!.records).to.equal(n)
+      expect(logLines.filter((l) => l.includes('dropping'))).to.deep.equal([])
+    } finally {
+      await engine.stop()
+    }
+  })
+
   it('replays existing logs in event time with --dry-run --from-start and prints the ban timeline', () => {
     const dir = tempTree(config({bantime: 600, maxretry: 3}))
     const lines: string[] = []
@@ -235,7 +255,8 @@ describe('daemon: sources → filters → jails → actions', function () {
     it('serves metrics, keeps the running configuration when a reload finds errors, reloads a good one', async () => {
       const url = await until('the metrics URL in the log', () => /metrics: (http:\/\/\S+)/.exec(stderr)?.[1])
       const text = await (await fetch(url)).text()
-      expect(text).to.match(/spylog_/)
+      expect(text).to.match(/^spylog_filter_lines_total\{filter="sshd"\} \d+$/m)
+      expect(text).to.match(/^spylog_filter_match_seconds_bucket\{filter="sshd",le="\+Inf"\} \d+$/m)
       fs.writeFileSync(path.join(dir, 'conf/jails/broken.lua'), `JAIL{ 'broken'; filter = 'no-such-filter' }`)
       const bad = cli('reload')
       expect(bad.status).to.equal(2)

@@ -30,6 +30,7 @@ import {
   type ReloadResult, type SourceStatus, type StatusResult, type UnbanResult,
 } from '../control/protocol.js'
 import {FilterHost} from '../filters/host.js'
+import {MATCH_SECONDS_BUCKETS} from '../filters/service.js'
 import {MemoryBanHistory} from '../jails/history.js'
 import {NeverBan} from '../jails/ignore.js'
 import {Jail} from '../jails/jail.js'
@@ -55,6 +56,8 @@ export interface EngineOptions {
   readonly loadConfig?: () => SpylogConfig
   /** Filter watchdog, ms. */
   readonly watchdogMs?: number
+  /** Records waiting for the filters beyond which network records are dropped (default 100,000; files wait instead). */
+  readonly filterQueue?: number
   /** Builds a source (tests pass stand-ins for platform sources); default createSource. */
   readonly sourceFactory?: (cfg: SourceConfig, ctx: SourceContext, selectors: SpylogConfig['filters']) => Source
   /** Extra or replacing built-in action factories (by kind). */
@@ -88,6 +91,9 @@ interface SourceEntry {
 }
 
 /** JSON of a configuration object without `origin`/`fieldOrigins` (they move when a file is edited above them). */
+/** Days of ban history kept (for bantime.increment and `spylog banned`). */
+const HISTORY_DAYS = 90
+
 function configKey(x: unknown): string {
   return JSON.stringify(x, (k, v: unknown) => (k === 'origin' || k === 'fieldOrigins' ? undefined : v))
 }
@@ -149,7 +155,7 @@ export class Engine implements ControlTarget {
       if (runs('jail')) await e.buildJails(config)
       if (role !== undefined) await e.openLinks(config, role)
       if (runs('filter')) {
-        e.filters = await FilterHost.start(config.filters, (f) => (role === 'filter' ? e.links[0]!.send({t: 'failure', f}) : e.onFailure(f)), {log: opts.log, only: e.filterNames(config), watchdogMs: opts.watchdogMs})
+        e.filters = await FilterHost.start(config.filters, (f) => (role === 'filter' ? e.links[0]!.send({t: 'failure', f}) : e.onFailure(f)), {log: opts.log, only: e.filterNames(config), watchdogMs: opts.watchdogMs, maxQueue: opts.filterQueue})
         await e.startSources(config)
       }
     } catch (err) {
@@ -157,13 +163,19 @@ export class Engine implements ControlTarget {
       throw err
     }
     const purgeEvery = Math.max(60, config.jail.purgeInterval ?? 900) * 1000
-    e.purgeTimer = setInterval(() => {
-      for (const j of e.jails.values()) j.jail.purge()
-    }, purgeEvery)
+    e.purgeTimer = setInterval(() => e.purge(), purgeEvery)
     e.purgeTimer.unref()
     const what = role === undefined ? `${e.sources.size} sources, ${e.jails.size} jails` : role === 'filter' ? `the filter service: ${e.sources.size} sources` : role === 'jail' ? `the jail service: ${e.jails.size} jails` : `the action service: ${e.runners.size} actions`
     opts.log.notice(`spylog ${VERSION} started: ${what}${opts.dryRun === true ? ' (dry run: no action runs)' : ''}`)
     return e
+  }
+
+  /** Idle counters, and ban history older than HISTORY_DAYS (growing ban times look back that far). */
+  private purge(): void {
+    for (const j of this.jails.values()) j.jail.purge()
+    const now = this.clock()
+    this.history.prune(now, HISTORY_DAYS * 86400)
+    this.store.pruneHistory(now - HISTORY_DAYS * 86400).catch((e: unknown) => this.opts.log.error(`cannot prune the ban history: ${errorText(e)}`))
   }
 
   // --- building ------------------------------------------------------------------------------
@@ -264,7 +276,10 @@ export class Engine implements ControlTarget {
 
   private async startSources(config: SpylogConfig, keep?: Map<string, SourceEntry>): Promise<void> {
     const wanted = this.sourceNames(config)
-    const ctx: SourceContext = {log: this.opts.log, positions: this.store.positions, fromStart: this.opts.fromStart, platform: this.opts.platform}
+    const ctx: SourceContext = {
+      log: this.opts.log, positions: this.store.positions, fromStart: this.opts.fromStart, platform: this.opts.platform,
+      pressure: () => this.filters?.pressure(),
+    }
     const make = this.opts.sourceFactory ?? ((cfg: SourceConfig, c: SourceContext, filters: SpylogConfig['filters']) => createSource(cfg, c, filters))
     const sink = (r: Parameters<Parameters<Source['start']>[0]>[0]): void => this.filters?.push(r)
     this.sources.clear()
@@ -512,7 +527,7 @@ export class Engine implements ControlTarget {
       // Everything that can fail on the new configuration is built before anything is swapped.
       const runners = runs('action') ? this.buildRunners(next) : this.runners
       const filters = runs('filter')
-        ? await FilterHost.start(next.filters, (f) => (role === 'filter' ? this.links[0]!.send({t: 'failure', f}) : this.onFailure(f)), {log: this.opts.log, only: this.filterNames(next), watchdogMs: this.opts.watchdogMs})
+        ? await FilterHost.start(next.filters, (f) => (role === 'filter' ? this.links[0]!.send({t: 'failure', f}) : this.onFailure(f)), {log: this.opts.log, only: this.filterNames(next), watchdogMs: this.opts.watchdogMs, maxQueue: this.opts.filterQueue})
         : undefined
       if (filters !== undefined) {
         const oldFilters = this.filters
@@ -544,7 +559,11 @@ export class Engine implements ControlTarget {
     return {
       started: this.started,
       sources: [...this.sources.values()].map((s) => ({name: s.cfg.name, kind: s.source.kind, records: s.source.stats.records, bytes: s.source.stats.bytes, errors: s.source.stats.errors, drops: s.source.stats.drops, state: s.source.stats.state})),
-      filters: (this.filters?.filterStats() ?? []).map((f) => ({name: f.name, lines: f.stats.lines, matched: f.stats.matched, ignored: f.stats.ignored})),
+      filters: (this.filters?.filterStats() ?? []).map((f) => {
+        let acc = 0
+        const buckets = MATCH_SECONDS_BUCKETS.map((le, i) => ({le, count: (acc += f.stats.hist[i] ?? 0)}))
+        return {name: f.name, lines: f.stats.lines, matched: f.stats.matched, ignored: f.stats.ignored, matchSeconds: {buckets, count: f.stats.lines, sum: f.stats.seconds}}
+      }),
       jails: [...this.jails.values()].map((j) => ({
         name: j.cfg.name, currentlyFailed: j.jail.stats.currentlyFailed, totalFailed: j.jail.stats.totalFailed,
         currentlyBanned: active.filter((b) => b.jail === j.cfg.name).length, totalBanned: j.totalBanned,

@@ -17,7 +17,7 @@ import {Worker} from 'node:worker_threads'
 import type {SpylogConfig} from '../config/model.js'
 import type {Logger} from '../log/logger.js'
 import type {Failure, LogRecord} from '../types.js'
-import {readStats, STAT_FIELDS, type FilterStats} from './service.js'
+import {readStats, STAT_SLOTS, type FilterStats} from './service.js'
 
 export interface FilterHostOptions {
   readonly log: Logger
@@ -78,6 +78,7 @@ export class FilterHost {
   private stopped = false
   private timer: NodeJS.Timeout | undefined
   private idleWaiters: Array<() => void> = []
+  private roomWaiters: Array<() => void> = []
   /** Filter counters, written by the worker (STAT_FIELDS per filter, configuration order); kept across worker restarts. */
   private readonly counters: Float64Array
   private readonly watchdogMs: number
@@ -92,7 +93,7 @@ export class FilterHost {
     this.watchdogMs = opts.watchdogMs ?? 10_000
     this.maxQueue = opts.maxQueue ?? 100_000
     this.batch = opts.batch ?? 512
-    this.counters = new Float64Array(new SharedArrayBuffer(Math.max(1, filters.length) * STAT_FIELDS.length * 8))
+    this.counters = new Float64Array(new SharedArrayBuffer(Math.max(1, filters.length) * STAT_SLOTS * 8))
   }
 
   /** Starts the worker; rejects with the filters' build error (a configuration problem). */
@@ -124,6 +125,15 @@ export class FilterHost {
     if (this.inFlight === undefined && this.ready) this.sendNext()
   }
 
+  /**
+   * Back-pressure for sources that can wait: undefined while fewer than a quarter of `maxQueue`
+   * records wait, else a promise that resolves once the queue is down to an eighth.
+   */
+  pressure(): Promise<void> | undefined {
+    if (this.stopped || this.queue.length < this.maxQueue / 4) return undefined
+    return new Promise((resolve) => this.roomWaiters.push(resolve))
+  }
+
   /** Resolves when every queued record has been filtered. */
   idle(): Promise<void> {
     if (this.inFlight === undefined && this.queue.length === 0) return Promise.resolve()
@@ -146,6 +156,7 @@ export class FilterHost {
     this.worker = undefined
     if (w !== undefined) await w.terminate()
     for (const r of this.idleWaiters.splice(0)) r()
+    for (const r of this.roomWaiters.splice(0)) r()
   }
 
   private spawn(): Promise<void> {
@@ -205,11 +216,13 @@ export class FilterHost {
     if (this.worker === undefined || !this.ready) return
     if (this.queue.length === 0) {
       for (const r of this.idleWaiters.splice(0)) r()
+      for (const r of this.roomWaiters.splice(0)) r()
       return
     }
     const n = Math.min(this.batch, this.queue.length)
     const records = this.queue.splice(0, n)
     this.stats.queued = this.queue.length
+    if (this.roomWaiters.length > 0 && this.queue.length <= this.maxQueue / 8) for (const r of this.roomWaiters.splice(0)) r()
     this.inFlight = records
     this.worker.postMessage({type: 'batch', seq: ++this.seq, records} satisfies HostMessage)
   }

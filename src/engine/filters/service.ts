@@ -15,6 +15,7 @@
  *   still reaches the other filters.
  */
 import type {EventSelector, FilterConfig, SpylogConfig} from '../config/model.js'
+import {MATCH_SECONDS_BUCKETS} from '../control/metrics.js'
 import type {Logger} from '../log/logger.js'
 import {RECORD_FIELDS, type Failure, type LogRecord} from '../types.js'
 import {matchesEventSelectors} from '../sources/eventlog.js'
@@ -45,15 +46,30 @@ export interface FilterStats {
   errors: number
   /** Total matching time, seconds. */
   seconds: number
+  /** Lines per match-time bucket (MATCH_SECONDS_BUCKETS upper bounds, not cumulative; the last slot: slower than all). */
+  hist: number[]
+}
+
+/** Upper bounds (seconds) of the match-time buckets (the Prometheus histogram's `le`). */
+export {MATCH_SECONDS_BUCKETS}
+const NB = MATCH_SECONDS_BUCKETS.length + 1
+
+function bucketOf(seconds: number): number {
+  const b = MATCH_SECONDS_BUCKETS
+  for (let i = 0; i < b.length; i++) if (seconds <= b[i]!) return i
+  return b.length
 }
 
 /** The FilterStats fields in the order syncStats writes them. */
 export const STAT_FIELDS = ['lines', 'matched', 'failures', 'dropped', 'ignored', 'errors', 'seconds'] as const
+/** Numbers per filter in a shared counter array: STAT_FIELDS, then the match-time buckets. */
+export const STAT_SLOTS = STAT_FIELDS.length + NB
 
 /** FilterStats of filter `index` from a shared counter array. */
 export function readStats(from: Float64Array, index: number): FilterStats {
-  const o = index * STAT_FIELDS.length
-  return {lines: from[o]!, matched: from[o + 1]!, failures: from[o + 2]!, dropped: from[o + 3]!, ignored: from[o + 4]!, errors: from[o + 5]!, seconds: from[o + 6]!}
+  const o = index * STAT_SLOTS
+  const hist = Array.from(from.subarray(o + STAT_FIELDS.length, o + STAT_SLOTS))
+  return {lines: from[o]!, matched: from[o + 1]!, failures: from[o + 2]!, dropped: from[o + 3]!, ignored: from[o + 4]!, errors: from[o + 5]!, seconds: from[o + 6]!, hist}
 }
 
 interface Entry {
@@ -103,7 +119,7 @@ export class FilterService {
       const filter = buildFilter(cfg, opts)
       const keep = opts.captureFilter === undefined ? [] : cfg.cfilter.map((c) => opts.captureFilter!(c))
       const accepts = cfg.trap !== undefined ? trapSelector(cfg.trap) : cfg.events !== undefined ? eventSelector(cfg.events) : undefined
-      const e: Entry = {index, cfg, filter, keep, accepts, stats: {lines: 0, matched: 0, failures: 0, dropped: 0, ignored: 0, errors: 0, seconds: 0}}
+      const e: Entry = {index, cfg, filter, keep, accepts, stats: {lines: 0, matched: 0, failures: 0, dropped: 0, ignored: 0, errors: 0, seconds: 0, hist: new Array<number>(NB).fill(0)}}
       this.entries.push(e)
       for (const s of cfg.sources) {
         let list = this.bySource.get(s)
@@ -131,7 +147,7 @@ export class FilterService {
     const list = this.bySource.get(source)
     if (list === undefined) return
     for (const e of list) {
-      const o = e.index * STAT_FIELDS.length
+      const o = e.index * STAT_SLOTS
       const st = e.stats
       into[o] = st.lines
       into[o + 1] = st.matched
@@ -140,6 +156,7 @@ export class FilterService {
       into[o + 4] = st.ignored
       into[o + 5] = st.errors
       into[o + 6] = st.seconds
+      for (let k = 0; k < NB; k++) into[o + STAT_FIELDS.length + k] = st.hist[k]!
     }
   }
 
@@ -191,7 +208,9 @@ export class FilterService {
           this.opts.log.error(`filter ${e.cfg.name}: ${err instanceof Error ? err.message : String(err)} (on a line of source ${record.source}; further errors of this filter are only counted)`)
         }
       }
-      e.stats.seconds += (performance.now() - t0) / 1000
+      const dt = (performance.now() - t0) / 1000
+      e.stats.seconds += dt
+      e.stats.hist[bucketOf(dt)]!++
       if (matched) {
         e.stats.matched++
         if (e.cfg.stop) break

@@ -446,6 +446,9 @@ class Follower {
     let n: number
     do {
       if (this.src.stopping && f === this.cur) break
+      // The filters are behind (a big backlog): wait instead of reading on.
+      const full = this.src.ctx.pressure?.()
+      if (full !== undefined) await full
       ;({bytesRead: n} = await f.fh.read(buf, 0, buf.length, f.pos))
       if (n === 0) break
       const start = f.pos
@@ -541,7 +544,7 @@ class FileSourceImpl implements Source {
 
   constructor(
     private readonly cfg: FileSource,
-    private readonly ctx: SourceContext,
+    readonly ctx: SourceContext,
     opts: FileSourceOptions,
   ) {
     this.name = cfg.name

@@ -63,6 +63,12 @@ export interface SourceContext {
   readonly fromStart?: boolean
   /** The platform (tests pass another to exercise platform branches). */
   readonly platform?: NodeJS.Platform
+  /**
+   * Back-pressure from the pipeline: undefined while it has room, else a promise that resolves
+   * when it has room again. Sources that can wait without losing input (files) call it between
+   * reads; sources that cannot (datagrams, peers that keep sending) count drops instead.
+   */
+  readonly pressure?: () => Promise<void> | undefined
 }
 
 export interface Source {
