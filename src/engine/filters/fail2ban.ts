@@ -130,6 +130,12 @@ export class Fail2banFilter {
   /** No alt_/tuple_ group fills `mlfid` or `mlfforget`: the plain groups alone decide them. */
   private readonly mlfidPlain: boolean
   private buffer: BufferedLine[] = []
+  /**
+   * For each first character (0-127, 128: any other), the failregexes a buffer starting with it
+   * can match (FilterRegex.first), in order; the others are skipped without a search.
+   */
+  private readonly byFirst: readonly (readonly number[])[]
+  private readonly allRegexes: readonly number[]
   private readonly mlfidCache = new Map<string, MlfEntry>()
 
   constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
@@ -156,6 +162,15 @@ export class Fail2banFilter {
         )
       }
     }
+    this.allRegexes = this.failregex.map((_, i) => i)
+    const byFirst: number[][] = []
+    for (let c = 0; c <= 128; c++) {
+      byFirst.push(this.allRegexes.filter((i) => {
+        const first = this.failregex[i].first
+        return first === undefined || (c < 128 ? first.ascii[c] !== 0 : first.other)
+      }))
+    }
+    this.byFirst = byFirst
     this.hasMlfid = [this.prefregex, ...this.failregex].some((r) => r?.re.groupNames.has('mlfid'))
     this.mlfidPlain = [this.prefregex, ...this.failregex].every((r) => !r || r.slots.every((s) => s.kind === 'plain' || (s.target !== 'mlfid' && s.target !== 'mlfforget')))
     this.earlyIgnore = this.ignoreregex.length > 0 && this.ignoreregex.length < this.failregex.length - 2
@@ -274,17 +289,23 @@ export class Fail2banFilter {
     let failBuf: string | undefined = content ?? buf
     let failAscii = content === undefined ? bufAscii : bufAscii || isAscii(content)
 
-    for (let i = 0; i < this.failregex.length; i++) {
+    // The failregexes to try, by the buffer's first character; after a match changed the
+    // buffer, those after the last one tried that the new buffer can start.
+    let cands = this.candidates(failBuf)
+    let n = 0
+    let prev = -1
+    for (;;) {
       if (failBuf === undefined) {
         failBuf = multi ? this.joinBuffer(lines) : ''
         failAscii = isAscii(failBuf)
+        cands = this.candidates(failBuf)
+        n = 0
+        while (n < cands.length && cands[n] <= prev) n++
       }
+      if (n >= cands.length) break
+      const i = cands[n++]
+      prev = i
       const fr = this.failregex[i]
-      const first = fr.first
-      if (first !== undefined && failBuf.length > 0) {
-        const c = failBuf.charCodeAt(0)
-        if (c < 128 ? first.ascii[c] === 0 : !first.other) continue
-      }
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
@@ -336,6 +357,13 @@ export class Fail2banFilter {
       if (!this.checkAll) break
     }
     return result
+  }
+
+  /** The failregexes (indices, in order) a buffer can match, by its first character. */
+  private candidates(buf: string): readonly number[] {
+    if (buf.length === 0) return this.allRegexes
+    const c = buf.charCodeAt(0)
+    return this.byFirst[c < 128 ? c : 128]
   }
 
   /** Whether an ignoreregex hits a single-line match (counted in `result`). */
