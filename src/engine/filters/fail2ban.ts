@@ -71,6 +71,8 @@ interface MlfEntry {
   /** The merged failure data (public keys only). */
   data: Data
   users: Set<string> | undefined
+  /** `users` sorted, as last reported (shared by the reports until a user is added; frozen). */
+  sortedUsers: readonly string[] | undefined
   matches: string[] | undefined
   nofailMatches: string[] | undefined
   /** A failure without offender id is waiting for one. */
@@ -507,10 +509,13 @@ export class Fail2banFilter {
     }
     if (entry === undefined) return {regex: index, id, isAddress, time, data, lines, nofail, pending}
     // The cached data keeps changing with later lines of the session: report a snapshot.
-    const snapshot: Data = {}
-    const d = entry.data
-    for (const k in d) snapshot[k] = d[k]
-    if (entry.users) snapshot.users = [...entry.users].sort()
+    // (A spread clones a fast object's layout in one step; entry.data is never made slow.)
+    const snapshot: Data = {...entry.data}
+    if (entry.users) {
+      // The sorted list changes only when a user is added: share it until then.
+      if (entry.sortedUsers === undefined || entry.sortedUsers.length !== entry.users.size) entry.sortedUsers = Object.freeze([...entry.users].sort())
+      snapshot.users = entry.sortedUsers
+    }
     return {regex: index, id, isAddress, time, data: snapshot, lines: entry.matches ?? lines, nofail, pending}
   }
 
@@ -547,7 +552,7 @@ export class Fail2banFilter {
       }
       if (forget) this.mlfidCache.delete(mlfid)
     } else {
-      entry = {at: now, data: fail, users: undefined, matches: undefined, nofailMatches: undefined, pending: false}
+      entry = {at: now, data: fail, users: undefined, sortedUsers: undefined, matches: undefined, nofailMatches: undefined, pending: false}
       if (!forget) {
         if (truthy(fail.user)) entry.users = new Set([String(fail.user)])
         if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
