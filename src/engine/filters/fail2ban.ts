@@ -217,11 +217,12 @@ export class Fail2banFilter {
 
   /**
    * Feed one line (without its line terminator). `noDate` (journal mode) skips date detection
-   * and uses the current time.
+   * and uses the current time. `knownAscii`: true when the caller knows the line is pure ASCII (a
+   * reader that checked its whole input chunk), which saves a scan of the line.
    */
-  processLine(input: string, noDate = false): LineResult {
+  processLine(input: string, noDate = false, knownAscii?: boolean): LineResult {
     const r = this.reader
-    r.read(input, noDate)
+    r.read(input, noDate, knownAscii)
     const line = r.line
     const text = r.text
     const ascii = r.ascii
