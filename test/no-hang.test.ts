@@ -5,7 +5,7 @@ import {loadFilterFile} from '../src/engine/fail2ban/filterfile.js'
 import {Fail2banFilter} from '../src/engine/filters/fail2ban.js'
 import {repoRoot} from './support/python.js'
 
-const corpus = path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus')
+const corpus = process.env.F2B_CORPUS ?? path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus')
 const LINE = 65536
 
 /** Hostile lines for one filter: long runs built from its own literals, separators and addresses. */

@@ -7,7 +7,7 @@ import {compilePython} from '../src/engine/patterns/pyre.js'
 import {DateDetector} from '../src/engine/dates/detector.js'
 import {python, repoRoot, runPython} from './support/python.js'
 
-const corpus = path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus')
+const corpus = process.env.F2B_CORPUS ?? path.resolve(repoRoot, '..', 'shared', 'fail2ban-corpus')
 
 interface PyResult { error?: string; r?: (null | {span: [number, number]; g: (string | null)[]})[] }
 

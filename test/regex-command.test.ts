@@ -415,6 +415,8 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
 
   it('gives the same lines and counts whatever the chunk boundaries', function () {
     const rand = prng(7)
+    // batchAscii: a push that says its lines are ASCII never appends a non-ASCII one.
+    const asciiSeen = {claimed: 0, nonAscii: 0}
     for (let round = 0; round < 300; round++) {
       const parts: Buffer[] = []
       if (round % 5 === 0) parts.push(Buffer.from([0xef, 0xbb, 0xbf]))
@@ -429,15 +431,29 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
       let pos = 0
       while (pos < all.length) {
         const len = 1 + Math.floor(rand() * (rand() < 0.3 ? 3 : 40))
+        const before = got.length
         sp.push(all.subarray(pos, pos + len), got)
+        const added = got.slice(before)
+        if (sp.batchAscii && added.length > 0) {
+          asciiSeen.claimed++
+          for (const l of added) expect(l, `round ${round}`).to.match(/^[\x00-\x7f]*$/)
+        } else if (added.some((l) => /[^\x00-\x7f]/.test(l))) asciiSeen.nonAscii++
         pos += len
       }
+      const before = got.length
       sp.end(got)
+      if (sp.batchAscii) for (const l of got.slice(before)) expect(l, `round ${round}`).to.match(/^[\x00-\x7f]*$/)
       const want = reference(all)
       expect(got, `round ${round}: ${JSON.stringify(all.toString('latin1'))}`).to.deep.equal(want.lines)
       expect(sp.stats.invalid, `round ${round}`).to.equal(want.invalid)
       expect(sp.stats.binary, `round ${round}`).to.equal(want.binary)
     }
+    expect(asciiSeen.claimed).to.be.greaterThan(100)
+    expect(asciiSeen.nonAscii).to.be.greaterThan(100)
+    // Only encodings whose ASCII bytes are always ASCII text may claim it.
+    const jis = new LineSplitter('iso-2022-jp')
+    jis.push(Buffer.from('\x1b$B$3$s\x1b(B\n', 'latin1'), [])
+    expect(jis.batchAscii).to.equal(false)
   })
 
   it('cuts an overlong line and goes on with the next one', function () {

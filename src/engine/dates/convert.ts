@@ -288,6 +288,7 @@ export function convertFields(
     wall = daysFromCivil(year - 1, month, day) * 86400 + tod
   }
   if (zoned) return wall
+  if (tz.wallToUtc !== undefined) return tz.wallToUtc(wall)
   const days = Math.floor(wall / 86400)
   const tod = wall - days * 86400
   const md = monthDayOfDays(days)

@@ -7,7 +7,7 @@
  * captures straight to a number.
  */
 import {isAscii} from '../patterns/ascii.js'
-import {compilePython} from '../patterns/pyre.js'
+import {compilePython, type FirstChars} from '../patterns/pyre.js'
 import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import {convertFields, epochValue, fieldSlots, longEpochValue, tai64nValue, type FieldSlots} from './convert.js'
 import {TemplateKind, templatesFor, type TemplateSpec} from './templates.js'
@@ -45,6 +45,8 @@ interface Slot {
   /** JS index of the helper group capturing the rest of the line after group 1, or -1. */
   readonly tail: number
   readonly required: readonly string[]
+  /** First characters of an anchored template (a line starting otherwise is skipped), if known. */
+  readonly first: FirstChars | undefined
 }
 
 const DATE_GROUP = '_spylog_date'
@@ -153,6 +155,7 @@ function compile(t: TemplateSpec): Slot {
     value: value === undefined ? g1 : index(value),
     tail: tail ? index(TAIL_GROUP) : -1,
     required: re.required,
+    first: (re as CompiledRegex & {first?: FirstChars}).first,
   }
 }
 
@@ -186,6 +189,11 @@ export class DateDetector {
     const asc = ascii ?? isAscii(line)
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!
+      const first = s.first
+      if (first !== undefined && line.length > 0) {
+        const c = line.charCodeAt(0)
+        if (c < 128 ? first.ascii[c] === 0 : !first.other) continue
+      }
       if (s.required.length !== 0 && !hasAny(line, s.required)) continue
       const m = s.re.exec(line, 0, asc)
       if (m === null) continue

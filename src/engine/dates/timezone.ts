@@ -20,6 +20,8 @@ export interface TimeZone {
   offsetAt(utcSeconds: number): number
   /** Unix seconds of a local wall-clock time (month 1–12). */
   localToUtc(y: number, mo: number, d: number, h: number, mi: number, s: number): number
+  /** Unix seconds of local wall seconds (`wallSeconds` of a local time): localToUtc without the calendar. */
+  wallToUtc?(wall: number): number
 }
 
 /** Search window for local→UTC: any real offset is within ±26 h. */
@@ -338,6 +340,14 @@ export function fixedOffsetOf(s: string): number | undefined {
 
 let localZone: TimeZone | undefined
 
+/** IANA names of UTC itself (offset 0 at every instant). */
+const UTC_NAMES = new Set(['UTC', 'Etc/UTC', 'Etc/UCT', 'UCT', 'Etc/Universal', 'Universal', 'Etc/Zulu', 'Zulu', 'Etc/GMT', 'GMT', 'Etc/GMT0', 'GMT0', 'Etc/GMT+0', 'Etc/GMT-0', 'Etc/Greenwich', 'Greenwich'])
+
+/** An IANA zone; UTC's names as a fixed zone (same offsets, without a lookup per conversion). */
+function ianaZone(name: string): TimeZone {
+  return UTC_NAMES.has(name) ? new FixedZone(name, 0) : new IanaZone(name)
+}
+
 /** The process zone: `TZ` (IANA name or POSIX string) if set, else the zone Intl reports. */
 export function localTimeZone(): TimeZone {
   if (localZone) return localZone
@@ -346,10 +356,10 @@ export function localTimeZone(): TimeZone {
   let zone: TimeZone | undefined
   if (tz !== '') {
     const iana = ianaName(tz)
-    if (iana !== undefined) zone = new IanaZone(iana)
+    if (iana !== undefined) zone = ianaZone(iana)
     else zone = parsePosix(tz)
   }
-  zone ??= new IanaZone(Intl.DateTimeFormat().resolvedOptions().timeZone)
+  zone ??= ianaZone(Intl.DateTimeFormat().resolvedOptions().timeZone)
   localZone = zone
   return zone
 }

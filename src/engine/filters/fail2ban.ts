@@ -52,6 +52,8 @@ export interface FilterRegex {
   readonly skipSlots: readonly number[]
   /** First characters of an anchored regex: a line starting otherwise is skipped without a search. */
   readonly first: FirstChars | undefined
+  /** Result index of the plain `mlfid` group, -1 when none. */
+  readonly mlfid: number
 }
 
 /** How a named group feeds the failure data: as is, as `alt_X` (fills X) or `tuple_X`. */
@@ -69,6 +71,8 @@ interface MlfEntry {
   /** The merged failure data (public keys only). */
   data: Data
   users: Set<string> | undefined
+  /** `users` sorted, as last reported (shared by the reports until a user is added; frozen). */
+  sortedUsers: readonly string[] | undefined
   matches: string[] | undefined
   nofailMatches: string[] | undefined
   /** A failure without offender id is waiting for one. */
@@ -125,7 +129,15 @@ export class Fail2banFilter {
   /** Literals of which a line must contain one to be worth searching (single-line filters). */
   private readonly required: readonly string[] | undefined
   private readonly hasMlfid: boolean
+  /** No alt_/tuple_ group fills `mlfid` or `mlfforget`: the plain groups alone decide them. */
+  private readonly mlfidPlain: boolean
   private buffer: BufferedLine[] = []
+  /**
+   * For each first character (0-127, 128: any other), the failregexes a buffer starting with it
+   * can match (FilterRegex.first), in order; the others are skipped without a search.
+   */
+  private readonly byFirst: readonly (readonly number[])[]
+  private readonly allRegexes: readonly number[]
   private readonly mlfidCache = new Map<string, MlfEntry>()
 
   constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
@@ -152,7 +164,17 @@ export class Fail2banFilter {
         )
       }
     }
+    this.allRegexes = this.failregex.map((_, i) => i)
+    const byFirst: number[][] = []
+    for (let c = 0; c <= 128; c++) {
+      byFirst.push(this.allRegexes.filter((i) => {
+        const first = this.failregex[i].first
+        return first === undefined || (c < 128 ? first.ascii[c] !== 0 : first.other)
+      }))
+    }
+    this.byFirst = byFirst
     this.hasMlfid = [this.prefregex, ...this.failregex].some((r) => r?.re.groupNames.has('mlfid'))
+    this.mlfidPlain = [this.prefregex, ...this.failregex].every((r) => !r || r.slots.every((s) => s.kind === 'plain' || (s.target !== 'mlfid' && s.target !== 'mlfforget')))
     this.earlyIgnore = this.ignoreregex.length > 0 && this.ignoreregex.length < this.failregex.length - 2
     // The prefilter: the prefregex's required literals, else (when every failregex has some) theirs.
     if (!multiline) {
@@ -177,7 +199,7 @@ export class Fail2banFilter {
     const expanded = rewriteInlineFlags(expandTags(source, this.usedns))
     try {
       const re = compilePython(expanded, {multiline, singleLine})
-      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first}
+      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1}
     } catch (e) {
       if (!(e instanceof PatternError)) throw e
       const o = spec.origin?.[field]
@@ -195,11 +217,12 @@ export class Fail2banFilter {
 
   /**
    * Feed one line (without its line terminator). `noDate` (journal mode) skips date detection
-   * and uses the current time.
+   * and uses the current time. `knownAscii`: true when the caller knows the line is pure ASCII (a
+   * reader that checked its whole input chunk), which saves a scan of the line.
    */
-  processLine(input: string, noDate = false): LineResult {
+  processLine(input: string, noDate = false, knownAscii?: boolean): LineResult {
     const r = this.reader
-    r.read(input, noDate)
+    r.read(input, noDate, knownAscii)
     const line = r.line
     const text = r.text
     const ascii = r.ascii
@@ -264,32 +287,49 @@ export class Fail2banFilter {
     if (content !== undefined) {
       if (multi) lines = this.buffer = [{raw: line, text: content}]
     } else if (multi) lines = this.buffer
-    let single = !multi
     // fail2ban searches content + "\n"; our `$` already allows a final newline, and without it a
     // single-line buffer stays newline-free (see singleLine in compile()).
     let failBuf: string | undefined = content ?? buf
     let failAscii = content === undefined ? bufAscii : bufAscii || isAscii(content)
 
-    for (let i = 0; i < this.failregex.length; i++) {
+    // The failregexes to try, by the buffer's first character; after a match changed the
+    // buffer, those after the last one tried that the new buffer can start.
+    let cands = this.candidates(failBuf)
+    let n = 0
+    let prev = -1
+    for (;;) {
       if (failBuf === undefined) {
         failBuf = multi ? this.joinBuffer(lines) : ''
         failAscii = isAscii(failBuf)
+        cands = this.candidates(failBuf)
+        n = 0
+        while (n < cands.length && cands[n] <= prev) n++
       }
+      if (n >= cands.length) break
+      const i = cands[n++]
+      prev = i
       const fr = this.failregex[i]
-      const first = fr.first
-      if (first !== undefined && failBuf.length > 0) {
-        const c = failBuf.charCodeAt(0)
-        if (c < 128 ? first.ascii[c] === 0 : !first.other) continue
-      }
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
-      if (single) {
-        lines = [{raw: line, text: content ?? text}]
-        single = false
+      if (!multi) {
+        // One line: it is the whole match (no line list is built unless an ignoreregex needs one).
+        if (this.ignoreregex.length > 0 && !this.earlyIgnore && this.ignoredMatch(failBuf, result)) {
+          // The ignored line is removed: later failregexes (check-all mode) search nothing.
+          failBuf = undefined
+          if (!this.checkAll) break
+          continue
+        }
+        const fm = this.failure(i, m, fr, pm, undefined, line, time)
+        if (fm) {
+          if (result.matches === (NONE as FilterMatch[])) result.matches = []
+          result.matches.push(fm)
+        }
+        if (!this.checkAll) break
+        continue
       }
       // The lines this match covers, and those that stay.
-      const [matched, unmatched] = multi && lines.length > 1 ? this.splitBuffer(lines, failBuf, m, fr) : [lines, multi ? [] : NONE]
+      const [matched, unmatched] = lines.length > 1 ? this.splitBuffer(lines, failBuf, m, fr) : [lines, []]
       if (this.ignoreregex.length > 0 && !this.earlyIgnore) {
         const ibuf = multi ? this.joinBuffer(matched) : failBuf
         const ia = isAscii(ibuf)
@@ -308,7 +348,7 @@ export class Fail2banFilter {
           continue
         }
       }
-      const fm = this.failure(i, m, fr, pm, matched, time)
+      const fm = this.failure(i, m, fr, pm, matched, line, time)
       if (fm) {
         if (result.matches === (NONE as FilterMatch[])) result.matches = []
         result.matches.push(fm)
@@ -320,6 +360,27 @@ export class Fail2banFilter {
       if (!this.checkAll) break
     }
     return result
+  }
+
+  /** The failregexes (indices, in order) a buffer can match, by its first character. */
+  private candidates(buf: string): readonly number[] {
+    if (buf.length === 0) return this.allRegexes
+    const c = buf.charCodeAt(0)
+    return this.byFirst[c < 128 ? c : 128]
+  }
+
+  /** Whether an ignoreregex hits a single-line match (counted in `result`). */
+  private ignoredMatch(buf: string, result: LineResult): boolean {
+    const ia = isAscii(buf)
+    for (let j = 0; j < this.ignoreregex.length; j++) {
+      if (this.ignoreregex[j].re.exec(buf, 0, ia)) {
+        this.ignoreregex[j].hits++
+        if (result.ignoredBy === (NONE as number[])) result.ignoredBy = []
+        result.ignoredBy.push(j)
+        return true
+      }
+    }
+    return false
   }
 
   private joinBuffer(lines: readonly BufferedLine[]): string {
@@ -363,20 +424,37 @@ export class Fail2banFilter {
   }
 
   /** Build the failure of one failregex match: data merge, mlfid state, offender id. */
-  private failure(index: number, m: RegExpExecArray, fr: FilterRegex, pm: RegExpExecArray | undefined, matched: BufferedLine[], time: number | undefined): FilterMatch | undefined {
+  private failure(index: number, m: RegExpExecArray, fr: FilterRegex, pm: RegExpExecArray | undefined, matched: BufferedLine[] | undefined, raw: string, time: number | undefined): FilterMatch | undefined {
+    // With a multi-line failure id, `mlfforget` is consumed by the merge and never part of the
+    // data: leave it out here rather than delete it later (a delete makes a slow object).
+    // (Exact when only plain groups name them; else decided after the data is built.)
+    let merging = false
+    if (this.hasMlfid && this.mlfidPlain) {
+      merging = (fr.mlfid >= 0 && m[fr.mlfid] !== undefined) ||
+        (pm !== undefined && this.prefregex!.mlfid >= 0 && pm[this.prefregex!.mlfid] !== undefined)
+    }
+    let forget: unknown
     let data: Data = {}
     if (pm !== undefined) {
       // The prefregex groups first; the failregex's own groups override them.
-      for (const slot of this.prefregex!.slots) {
+      const slots = this.prefregex!.slots
+      for (let k = 0; k < slots.length; k++) {
+        const slot = slots[k]
         const v = pm[slot.idx]
-        if (v !== undefined && slot.name !== 'content') data[slot.name] = v
+        if (v === undefined || slot.name === 'content') continue
+        if (merging && slot.name === 'mlfforget') forget = v
+        else data[slot.name] = v
       }
     }
-    for (const slot of fr.slots) {
+    const slots = fr.slots
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[k]
       const v = m[slot.idx]
       if (v === undefined) continue
-      if (slot.kind === 'plain') data[slot.name] = v
-      else if (slot.kind === 'alt') {
+      if (slot.kind === 'plain') {
+        if (merging && slot.name === 'mlfforget') forget = v
+        else data[slot.name] = v
+      } else if (slot.kind === 'alt') {
         if (!truthy(data[slot.target])) data[slot.target] = v
       } else {
         const t = data[slot.target]
@@ -384,12 +462,19 @@ export class Fail2banFilter {
         else data[slot.target] = [v]
       }
     }
-    const lines = matched.length === 1 ? [matched[0].raw] : matched.map((l) => l.raw)
+    const lines = matched === undefined ? [raw] : matched.length === 1 ? [matched[0].raw] : matched.map((l) => l.raw)
 
     let nofail = truthy(data.nofail)
     let entry: MlfEntry | undefined
-    if (data.mlfid !== undefined && this.hasMlfid) {
-      entry = this.mergeMlfid(String(data.mlfid), data, lines)
+    if (this.hasMlfid && !this.mlfidPlain && data.mlfid !== undefined) {
+      merging = true
+      if ('mlfforget' in data) {
+        forget = data.mlfforget
+        data = without(data, 'mlfforget')
+      }
+    }
+    if (merging) {
+      entry = this.mergeMlfid(String(data.mlfid), data, lines, truthy(forget))
       data = entry.data
       nofail = truthy(data.nofail)
     }
@@ -398,19 +483,19 @@ export class Fail2banFilter {
     const fid = data.fid as string | undefined
     let addr: string | undefined
     let isAddress = false
-    let raw = (data.ip4 ?? data.ip6) as string | undefined
-    if (raw !== undefined) {
-      const c = data.cidr !== undefined ? canonicalSubnet(raw, String(data.cidr)) : canonicalAddress(raw)
-      if (c !== undefined) { addr = c; isAddress = true } else addr = raw
+    let rawId = (data.ip4 ?? data.ip6) as string | undefined
+    if (rawId !== undefined) {
+      const c = data.cidr !== undefined ? canonicalSubnet(rawId, String(data.cidr)) : canonicalAddress(rawId)
+      if (c !== undefined) { addr = c; isAddress = true } else addr = rawId
     } else if (data.dns !== undefined) {
-      raw = String(data.dns)
-      const c = canonicalAddress(raw)
-      addr = c ?? raw
+      rawId = String(data.dns)
+      const c = canonicalAddress(rawId)
+      addr = c ?? rawId
       isAddress = c !== undefined
     }
     let id: string | undefined
     if (addr !== undefined) {
-      if (fid === undefined || fid === raw || fid === addr) id = addr
+      if (fid === undefined || fid === rawId || fid === addr) id = addr
       else {
         id = fid
         data.ip = addr
@@ -425,13 +510,18 @@ export class Fail2banFilter {
     }
     if (entry === undefined) return {regex: index, id, isAddress, time, data, lines, nofail, pending}
     // The cached data keeps changing with later lines of the session: report a snapshot.
-    const snapshot: Data = Object.assign({}, entry.data)
-    if (entry.users) snapshot.users = [...entry.users].sort()
+    // (A spread clones a fast object's layout in one step; entry.data is never made slow.)
+    const snapshot: Data = {...entry.data}
+    if (entry.users) {
+      // The sorted list changes only when a user is added: share it until then.
+      if (entry.sortedUsers === undefined || entry.sortedUsers.length !== entry.users.size) entry.sortedUsers = Object.freeze([...entry.users].sort())
+      snapshot.users = entry.sortedUsers
+    }
     return {regex: index, id, isAddress, time, data: snapshot, lines: entry.matches ?? lines, nofail, pending}
   }
 
-  /** fail2ban's multi-line failure merge (SPEC §4.10). */
-  private mergeMlfid(mlfid: string, fail: Data, lines: string[]): MlfEntry {
+  /** fail2ban's multi-line failure merge (SPEC §4.10). `fail` has no `mlfforget` (it is `forget`). */
+  private mergeMlfid(mlfid: string, fail: Data, lines: string[], forget: boolean): MlfEntry {
     const now = this.now()
     let cached = this.mlfidCache.get(mlfid)
     if (cached && now - cached.at > MLFID_CACHE_TTL) {
@@ -444,16 +534,17 @@ export class Fail2banFilter {
       gained = nofail = true
       if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained
     } else if (truthy(fail.nofail)) nofail = true
-    const forget = truthy(fail.mlfforget)
-    delete fail.mlfforget
     let entry: MlfEntry
     if (cached) {
       entry = cached
-      const g = entry.data
+      let g = entry.data
       if (truthy(fail.user)) (entry.users ??= new Set()).add(String(fail.user))
       let prevNofail = false
-      if (g.nofail !== undefined) { delete g.nofail; prevNofail = true }
-      if (g.mlfgained !== undefined) { delete g.mlfgained; prevNofail = true }
+      // Removing keys copies the object (a delete would turn it into a slow dictionary).
+      if (g.nofail !== undefined || g.mlfgained !== undefined) {
+        g = entry.data = without(g, 'nofail', 'mlfgained')
+        prevNofail = true
+      }
       if (gained) entry.pending = false
       if (!prevNofail && !entry.pending) entry.matches = undefined
       for (const k in fail) {
@@ -462,7 +553,7 @@ export class Fail2banFilter {
       }
       if (forget) this.mlfidCache.delete(mlfid)
     } else {
-      entry = {at: now, data: fail, users: undefined, matches: undefined, nofailMatches: undefined, pending: false}
+      entry = {at: now, data: fail, users: undefined, sortedUsers: undefined, matches: undefined, nofailMatches: undefined, pending: false}
       if (!forget) {
         if (truthy(fail.user)) entry.users = new Set([String(fail.user)])
         if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
@@ -474,10 +565,9 @@ export class Fail2banFilter {
     }
     const pending = entry.pending
     entry.pending = false
-    const d = entry.data
     if (pending || (entry.users !== undefined && entry.users.size > 1)) {
-      delete d.nofail
-      delete d.mlfgained
+      const d = entry.data
+      if (d.nofail !== undefined || d.mlfgained !== undefined) entry.data = without(d, 'nofail', 'mlfgained')
       nofail = gained = false
     }
     if (!nofail) {
@@ -491,4 +581,11 @@ export class Fail2banFilter {
     }
     return entry
   }
+}
+
+/** A copy of `o` without keys `a` and `b`, in the same key order. */
+function without(o: Data, a: string, b?: string): Data {
+  const out: Data = {}
+  for (const k in o) if (k !== a && k !== b) out[k] = o[k]
+  return out
 }

@@ -35,14 +35,17 @@ export class LineReader {
     this.lastDate = undefined
   }
 
-  /** Prepare one line (without its terminator); `noDate` (journal mode) uses the current time. */
-  read(input: string, noDate: boolean): void {
+  /**
+   * Prepare one line (without its terminator); `noDate` (journal mode) uses the current time.
+   * `knownAscii`: the caller knows the line is pure ASCII.
+   */
+  read(input: string, noDate: boolean, knownAscii?: boolean): void {
     let line = input.charCodeAt(input.length - 1) === 13 ? input.slice(0, -1) : input
     if (line.length > this.maxLineLength) {
       line = line.slice(0, this.maxLineLength)
       this.truncated++
     }
-    const ascii = isAscii(line)
+    const ascii = knownAscii === true || isAscii(line)
     let text = line
     let time: number | undefined
     let template = -1

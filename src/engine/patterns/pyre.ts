@@ -1032,6 +1032,171 @@ function analyse(root: Node, count: number, sticky: StickyLoop[]): GroupInfo[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Conditionals resolved by distribution
+
+/** Groups that participate in every match of `n`. */
+function mustSet(n: Node, out: Set<number> = new Set()): Set<number> {
+  switch (n.t) {
+    case 'seq': for (const x of n.items) mustSet(x, out); break
+    case 'alt': case 'cond': {
+      const alts = n.t === 'alt' ? n.alts : [n.yes, n.no]
+      let common: Set<number> | undefined
+      for (const a of alts) {
+        const s = mustSet(a)
+        common = common === undefined ? s : new Set([...common].filter((g) => s.has(g)))
+      }
+      for (const g of common ?? []) out.add(g)
+      break
+    }
+    case 'group': if (n.num !== undefined) out.add(n.num); mustSet(n.body, out); break
+    case 'atomic': mustSet(n.body, out); break
+    case 'quant': if (n.min > 0) mustSet(n.body, out); break
+    default: break
+  }
+  return out
+}
+
+/** Group numbers referred to by the conditionals in `n`. */
+function condRefs(n: Node, out: Set<number>): Set<number> {
+  switch (n.t) {
+    case 'seq': n.items.forEach((x) => condRefs(x, out)); break
+    case 'alt': n.alts.forEach((x) => condRefs(x, out)); break
+    case 'group': case 'atomic': case 'look': case 'quant': condRefs(n.body, out); break
+    case 'cond': out.add(n.num); condRefs(n.yes, out); condRefs(n.no, out); break
+    default: break
+  }
+  return out
+}
+
+function hasCond(n: Node): boolean {
+  return condRefs(n, new Set()).size > 0
+}
+
+/** A deep copy (the emitter and its analyses key some maps by node). */
+function cloneNode(n: Node): Node {
+  switch (n.t) {
+    case 'seq': return {t: 'seq', items: n.items.map(cloneNode)}
+    case 'alt': return {t: 'alt', alts: n.alts.map(cloneNode)}
+    case 'group': return {t: 'group', num: n.num, body: cloneNode(n.body)}
+    case 'look': return {...n, body: cloneNode(n.body)}
+    case 'atomic': return {t: 'atomic', body: cloneNode(n.body)}
+    case 'quant': return {...n, body: cloneNode(n.body)}
+    case 'cond': return {t: 'cond', num: n.num, yes: cloneNode(n.yes), no: cloneNode(n.no)}
+    default: return {...n}
+  }
+}
+
+function nodeCount(n: Node): number {
+  switch (n.t) {
+    case 'seq': return 1 + n.items.reduce((s, x) => s + nodeCount(x), 0)
+    case 'alt': return 1 + n.alts.reduce((s, x) => s + nodeCount(x), 0)
+    case 'group': case 'look': case 'atomic': case 'quant': return 1 + nodeCount(n.body)
+    case 'cond': return 1 + nodeCount(n.yes) + nodeCount(n.no)
+    default: return 1
+  }
+}
+
+class Unresolvable extends Error {}
+
+/** Whether every group of `relevant` is decided by `n`: set by every match of it, or by none. */
+function decided(n: Node, relevant: ReadonlySet<number>): boolean {
+  const must = mustSet(n)
+  const may = groupsIn(n, new Set())
+  for (const g of relevant) if (may.has(g) && !must.has(g)) return false
+  return true
+}
+
+const EMPTY_SEQ: Node = {t: 'seq', items: []}
+
+/**
+ * `n` as an ordered list of alternatives that a backtracking engine tries in the same order as
+ * `n`'s own choices, each of which decides the participation of the `relevant` groups.
+ */
+function splitCases(n: Node, relevant: ReadonlySet<number>): Node[] {
+  if (decided(n, relevant)) return [n]
+  switch (n.t) {
+    case 'group': return splitCases(n.body, relevant).map((v) => ({t: 'group', num: n.num, body: v}))
+    case 'alt': return n.alts.flatMap((a) => splitCases(a, relevant))
+    case 'quant': {
+      if (n.possessive || n.max !== 1) break
+      const body = splitCases(n.body, relevant)
+      if (n.min === 1) return body
+      // X? is X, then nothing; X?? the other way round (Python takes an empty X as an iteration).
+      return n.lazy ? [EMPTY_SEQ, ...body] : [...body, EMPTY_SEQ]
+    }
+    case 'seq': {
+      const j = n.items.findIndex((x) => !decided(x, relevant))
+      return splitCases(n.items[j], relevant).flatMap((v) =>
+        splitCases({t: 'seq', items: [...n.items.slice(0, j), v, ...n.items.slice(j + 1)]}, relevant))
+    }
+    default: break
+  }
+  throw new Unresolvable()
+}
+
+/**
+ * Resolve conditionals `(?(g)yes|no)` statically: in a sequence, the rest after the part that
+ * decides whether g participates is distributed over that part's choices (`(X)?R` becomes
+ * `(?:(X)R|R)` and `(A|B)R` becomes `(?:(A)R|(B)R)`, which a backtracking engine explores in
+ * the same order), and in each copy the conditional's branch is known. Copies of a capture group
+ * keep its Python number (the emitter maps them to one result slot). Conditionals inside a
+ * repetition (where Python keeps a group's value from an earlier pass) are resolved only from
+ * groups outside it. Throws Unresolvable when some conditional cannot be resolved this way.
+ */
+function resolveConditionals(root: Node): Node {
+  const tx = (n: Node, env: ReadonlyMap<number, boolean>, inLoop: boolean): Node => {
+    switch (n.t) {
+      case 'seq': return txSeq(n.items, env, inLoop)
+      case 'alt': return {t: 'alt', alts: n.alts.map((a) => tx(a, env, inLoop))}
+      case 'group': return {t: 'group', num: n.num, body: tx(n.body, env, inLoop)}
+      case 'atomic': return {t: 'atomic', body: tx(n.body, env, inLoop)}
+      case 'look': return {...n, body: tx(n.body, env, inLoop)}
+      case 'quant': return {...n, body: tx(n.body, env, inLoop || n.max > 1)}
+      case 'cond': {
+        const known = env.get(n.num)
+        if (known === undefined) throw new Unresolvable()
+        return {t: 'group', num: undefined, body: tx(known ? n.yes : n.no, env, inLoop)}
+      }
+      default: return n
+    }
+  }
+  const after = (n: Node, env: ReadonlyMap<number, boolean>, relevant: ReadonlySet<number>): Map<number, boolean> => {
+    const out = new Map(env)
+    const may = groupsIn(n, new Set())
+    for (const g of mustSet(n)) out.set(g, true)
+    for (const g of relevant) if (!may.has(g)) out.set(g, false)
+    return out
+  }
+  const txSeq = (items: readonly Node[], env: ReadonlyMap<number, boolean>, inLoop: boolean): Node => {
+    const out: Node[] = []
+    let cur = env
+    for (let k = 0; k < items.length; k++) {
+      const item = items[k]
+      const rest = items.slice(k + 1)
+      const later = new Set<number>()
+      for (const r of rest) condRefs(r, later)
+      const relevant = new Set([...groupsIn(item, new Set())].filter((g) => later.has(g)))
+      if (relevant.size === 0 || decided(item, relevant)) {
+        out.push(tx(item, cur, inLoop))
+        cur = after(item, cur, relevant)
+        continue
+      }
+      if (inLoop) throw new Unresolvable()
+      const cases = splitCases(item, relevant)
+      const alts = cases.map((v, i) => {
+        const c = i === 0 ? v : cloneNode(v)
+        const tail = txSeq(i === 0 ? rest : rest.map(cloneNode), after(v, cur, relevant), inLoop)
+        return {t: 'seq', items: [tx(c, cur, inLoop), tail]} as Node
+      })
+      out.push({t: 'group', num: undefined, body: {t: 'alt', alts}})
+      return {t: 'seq', items: out}
+    }
+    return {t: 'seq', items: out}
+  }
+  return tx(root, new Map(), false)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Emission
 
 const U_WORD = '\\p{L}\\p{N}_'
@@ -1544,6 +1709,10 @@ class Emitter {
   private readonly tails: ReadonlyMap<AssertNode, boolean>
   /** JS indices of the groups that consume the character after a tail boundary (tailBoundaries). */
   readonly trimGroups: number[] = []
+  /** Pairs (first copy, other copy) of JS indices of a group emitted more than once. */
+  readonly copies: number[] = []
+  /** The tree has copies of groups (resolveConditionals). */
+  groupCopies = false
   /** Highest code point a subject of this variant contains. */
   private readonly max: number
 
@@ -1599,7 +1768,10 @@ class Emitter {
       case 'group': {
         if (n.num === undefined) return '(?:' + this.emit(n.body) + ')'
         const idx = this.newGroup()
-        this.jsIndex[n.num] = idx
+        // A copy of a group (resolveConditionals) fills the first copy's result slot after a
+        // match. (Sticky-loop variants emit a loop body more than once: there the last counts.)
+        if (this.groupCopies && this.jsIndex[n.num] !== undefined) this.copies.push(this.jsIndex[n.num], idx)
+        else this.jsIndex[n.num] = idx
         let out = '(' + this.emit(n.body) + ')'
         const gi = this.info[n.num]
         if (gi.needsTest && gi.canBeEmpty) {
@@ -2135,6 +2307,8 @@ class Compiled implements CompiledRegex {
     private readonly lowered?: 'unicode' | 'ascii',
     /** JS indices of the groups that consumed the character after a tail word boundary (tailBoundaries). */
     private readonly trim: readonly number[] = [],
+    /** Pairs (slot, copy) of JS indices: a group emitted more than once reports in its first slot. */
+    private readonly copies: readonly number[] = [],
   ) {}
 
   /** Length of the character a tail word boundary consumed beyond the match, if any. */
@@ -2165,6 +2339,18 @@ class Compiled implements CompiledRegex {
   }
 
   exec(subject: string, from = 0, ascii?: boolean): RegExpExecArray | null {
+    const m = this.execVariant(subject, from, ascii)
+    const c = this.copies
+    if (m !== null && c.length > 0) {
+      for (let i = 0; i < c.length; i += 2) {
+        const v = m[c[i + 1]]
+        if (v !== undefined) m[c[i]] = v
+      }
+    }
+    return m
+  }
+
+  private execVariant(subject: string, from: number, ascii: boolean | undefined): RegExpExecArray | null {
     const d = ascii === true && subject.length > 0 ? 'ascii' : domainOf(subject, ascii === false)
     const re = d === 'ascii' ? this.ascii : d === 'bmp' && this.bmp !== undefined ? this.bmp : this.unicode
     const domain = re === this.unicode ? 'full' : d
@@ -2333,6 +2519,51 @@ function loweringOf(tree: Node, pattern: string): 'unicode' | 'ascii' {
   throw new PatternError('a case-insensitive back-reference in a pattern that mixes ASCII-only (?a) and Unicode matching cannot be translated', pattern)
 }
 
+/** Largest growth of the tree that resolving conditionals may cause. */
+const MAX_RESOLVED_GROWTH = 16
+
+/**
+ * `tree` with its conditionals resolved (resolveConditionals) and its analysis, or undefined
+ * when that is not possible or not exact: a conditional that cannot be resolved, a
+ * back-reference to a copied group, a sticky loop, or too large a result.
+ */
+function resolved(tree: Node, groupCount: number): {tree: Node; info: GroupInfo[]; sticky: StickyLoop[]} | undefined {
+  let r: Node
+  try {
+    r = resolveConditionals(tree)
+  } catch (e) {
+    if (e instanceof Unresolvable) return undefined
+    throw e
+  }
+  if (hasCond(r) || nodeCount(r) > MAX_RESOLVED_GROWTH * nodeCount(tree)) return undefined
+  const copies = new Map<number, number>()
+  const count = (n: Node): void => {
+    switch (n.t) {
+      case 'seq': n.items.forEach(count); break
+      case 'alt': n.alts.forEach(count); break
+      case 'group': if (n.num !== undefined) copies.set(n.num, (copies.get(n.num) ?? 0) + 1); count(n.body); break
+      case 'atomic': case 'look': case 'quant': count(n.body); break
+      default: break
+    }
+  }
+  count(r)
+  // Every group keeps one result slot (a group only in dropped branches has none). Patterns
+  // with back-references keep the participation tests (a copy of a back-reference may precede
+  // the group it names, or name a group with copies).
+  for (let g = 1; g <= groupCount; g++) if (!copies.has(g)) return undefined
+  if (refsIn(r, new Set()).size > 0) return undefined
+  const sticky: StickyLoop[] = []
+  let info: GroupInfo[]
+  try {
+    info = analyse(r, groupCount, sticky)
+  } catch (e) {
+    if (e instanceof PatternError) return undefined
+    throw e
+  }
+  if (sticky.length > 0) return undefined
+  return {tree: r, info, sticky}
+}
+
 /** Compile a Python-`re` (default) or PCRE pattern. Throws PatternError. */
 export function compilePython(pattern: string, opts: RegexOptions = {}): CompiledRegex & {
   pyIndex: readonly number[]
@@ -2346,7 +2577,7 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const parser = new Parser(pattern, flavor, base)
   let tree: Node
   let info: GroupInfo[]
-  const sticky: StickyLoop[] = []
+  let sticky: StickyLoop[] = []
   try {
     tree = parser.parse()
     info = analyse(tree, parser.groupCount, sticky)
@@ -2370,7 +2601,14 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const asciiNativeI = nativeI && backrefs
   const withBmp = !(nativeI && backrefs)
   const singleLine = !!opts.singleLine
-  const tails = tailBoundaries(tree, flavor, nativeI)
+  // The tree that is emitted: conditionals resolved where possible (no participation test, no
+  // look-behind: faster, and eligible for V8's linear-time engine).
+  let etree = tree
+  if (sticky.length === 0 && lowered === undefined && hasCond(tree)) {
+    const r = resolved(tree, parser.groupCount)
+    if (r !== undefined) ({tree: etree, info, sticky} = r)
+  }
+  const tails = tailBoundaries(etree, flavor, nativeI)
   const optsFor = (domain: Domain): EmitOptions => ({
     tails,
     domain,
@@ -2382,11 +2620,12 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const flagsFor = (domain: Domain): string => (domain === 'full' ? 'gu' : 'g') + (optsFor(domain).nativeI ? 'i' : '') + d
   const loops = sticky.map((l) => l.node)
   const follow = new Map<QuantNode, First>()
-  computeFollow(tree, {set: [], nullable: true}, follow)
+  computeFollow(etree, {set: [], nullable: true}, follow)
   const emit = (domain: Domain, variant?: {loop: QuantNode; k: number}): Emitter => {
     const em = new Emitter(info, flavor, optsFor(domain), pattern, loops, variant)
     em.follow = follow
-    em.source = em.emit(tree)
+    em.groupCopies = etree !== tree
+    em.source = em.emit(etree)
     return em
   }
   const ea = emit('ascii')
@@ -2425,6 +2664,6 @@ export function compilePython(pattern: string, opts: RegexOptions = {}): Compile
   const pyIndex = ea.jsIndex.slice()
   return new Compiled(
     pattern, names, ea.groupCount, cs.on ? [] : requiredLiterals(tree), wholeI, asciiRe,
-    bmpRe, uniRe, pyIndex, plans, anchoredFirst(tree), lowered, ea.trimGroups,
+    bmpRe, uniRe, pyIndex, plans, anchoredFirst(tree), lowered, ea.trimGroups, ea.copies,
   )
 }

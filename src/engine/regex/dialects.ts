@@ -48,7 +48,8 @@ export interface RegexFilter {
   readonly maxlines: number
   readonly dates: {readonly templates: ReadonlyArray<{readonly name: string; hits: number}>}
   readonly truncated: number
-  processLine(line: string, noDate?: boolean): LineResult
+  /** `ascii`: the caller knows the line is pure ASCII (saves a scan; omit when unknown). */
+  processLine(line: string, noDate?: boolean, ascii?: boolean): LineResult
   reset(): void
 }
 
@@ -207,9 +208,9 @@ export class GenericFilter implements RegexFilter {
     this.reader.reset()
   }
 
-  processLine(input: string, noDate = false): LineResult {
+  processLine(input: string, noDate = false, knownAscii?: boolean): LineResult {
     const r = this.reader
-    r.read(input, noDate)
+    r.read(input, noDate, knownAscii)
     const ascii = r.ascii
     const time = r.time
     const template = r.template

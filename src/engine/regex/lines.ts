@@ -18,7 +18,7 @@
  * NUL-containing ("binary") lines are counted and passed on, and a line longer than
  * `maxLineBytes` is cut there (the rest of it is skipped) and counted.
  */
-import {isUtf8} from 'node:buffer'
+import {isAscii as isAsciiBuffer, isUtf8} from 'node:buffer'
 import {TextDecoder} from 'node:util'
 
 export interface DecodeStats {
@@ -142,6 +142,11 @@ export class LineSplitter {
   /** Dropping the rest of an overlong line until its `\n`. */
   private skipping = false
   private atStart = true
+  /**
+   * Whether every line the last push() or end() appended is pure ASCII (known for UTF-8 and
+   * Latin-1, where ASCII bytes are ASCII characters; false when unknown).
+   */
+  batchAscii = false
 
   constructor(encoding: string, readonly stats: DecodeStats = newDecodeStats(), maxLineBytes = DEFAULT_MAX_LINE_BYTES) {
     this.codec = codecFor(encoding)
@@ -165,6 +170,7 @@ export class LineSplitter {
    */
   push(chunk: Buffer, out: string[]): number {
     const before = out.length
+    this.batchAscii = this.codec === UTF8 || this.codec === LATIN1
     if (!this.codec.byteLines) this.pushText(this.textDecoder!.decode(chunk, {stream: true}), out)
     else this.pushBytes(chunk, out)
     return out.length - before
@@ -173,6 +179,7 @@ export class LineSplitter {
   /** End of stream: the last line, when the stream did not end with `\n`. */
   end(out: string[]): number {
     const before = out.length
+    this.batchAscii = this.codec === UTF8 || this.codec === LATIN1
     if (!this.codec.byteLines) {
       const rest = this.textDecoder!.decode()
       if (rest !== '') this.pushText(rest, out)
@@ -249,6 +256,7 @@ export class LineSplitter {
 
   /** Decode complete lines (`body` holds no final `\n`). */
   private decodeBody(body: Buffer, out: string[]): void {
+    if (this.batchAscii && !isAsciiBuffer(body)) this.batchAscii = false
     const codec = this.codec
     const clean = codec.valid(body)
     const hasNul = body.indexOf(0) >= 0

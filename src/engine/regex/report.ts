@@ -197,14 +197,14 @@ export class RegexSession {
     let file: string | undefined
 
     /** The hot path: one line through the filter and into the statistics. */
-    const feed = (line: string): void => {
+    const feed = (line: string, ascii?: boolean): void => {
       lineNo++
       if (line.length === 0 || line.charCodeAt(0) === HASH) {
         skipped++
         return
       }
       total++
-      const r: LineResult = filter.processLine(line)
+      const r: LineResult = filter.processLine(line, false, ascii)
       const ms = r.matches
       let nofail = false
       let results = 0
@@ -286,7 +286,9 @@ export class RegexSession {
             bytes += buf.length
             batch.length = 0
             this.splitter.push(buf, batch)
-            for (let i = 0; i < batch.length; i++) feed(batch[i]!)
+            // Lines of a pure-ASCII chunk need no scan of their own.
+            const ascii = this.splitter.batchAscii || undefined
+            for (let i = 0; i < batch.length; i++) feed(batch[i]!, ascii)
             await progress()
           }
         } catch (e) {
