@@ -177,6 +177,9 @@ export class FilterHost {
             break
           case 'init-error':
             settled = true
+            // A worker that could not build the filters must not keep the process alive.
+            this.worker = undefined
+            void w.terminate()
             reject(new Error(m.message))
             break
           case 'failure':
@@ -192,6 +195,8 @@ export class FilterHost {
         if (w !== this.worker) return
         if (!settled) {
           settled = true
+          this.worker = undefined
+          void w.terminate()
           reject(err)
           return
         }
