@@ -128,6 +128,21 @@ describe('daemon: sources → filters → jails → actions', function () {
     }
   })
 
+  it('bans IPv6 offenders by prefix with ipv6_prefix = 64: three addresses of one /64 make one ban of the network', async () => {
+    const dir = tempTree(config({bantime: 3600}))
+    fs.writeFileSync(path.join(dir, 'conf/jails/j.lua'), `JAIL{ 'sshd'; filter = 'sshd'; ipv6_prefix = 64 }`)
+    const engine = await Engine.start(loadLuaConfig(path.join(dir, 'conf')), {log: new SinkLogger('info', []), dataDir: path.join(dir, 'data')})
+    try {
+      for (const a of ['2001:db8:7:1::1', '2001:db8:7:1:ffff::2', '2001:db8:7:1::3']) fail(dir, a)
+      const ban = await until('the network ban', () => recorded(dir).find((r) => r[0] === 'ban'))
+      expect(ban.slice(0, 3)).to.deep.equal(['ban', '2001:db8:7:1::', 'sshd'])
+      expect(engine.status().jails[0]!.currentlyBanned).to.equal(1)
+      expect(engine.banned().entries.map((e) => e.id)).to.deep.equal(['2001:db8:7:1::/64'])
+    } finally {
+      await engine.stop()
+    }
+  })
+
   it('reads a backlog far larger than the filter queue from the start without losing a line (files wait for the filters)', async () => {
     const dir = tempTree(config({maxretry: 1000000}))
     // 30,000 lines, six times the filter queue (a 64 KiB read holds about a thousand of them).

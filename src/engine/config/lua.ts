@@ -1183,7 +1183,7 @@ export function parseDuration(v: LuaValue): number | undefined {
 }
 
 const DEFAULT_COUNTER: CounterConfig = {type: 'increment', capture: 'host', value: 'value', time: 'internal'}
-const JAIL_FIELDS = ['name', 'enabled', 'filter', 'findtime', 'maxretry', 'bantime', 'rndtime', 'action', 'parameters', 'counter', 'cfilter', 'noreset']
+const JAIL_FIELDS = ['name', 'enabled', 'filter', 'findtime', 'maxretry', 'bantime', 'rndtime', 'action', 'parameters', 'counter', 'cfilter', 'noreset', 'ipv6_prefix']
 
 interface JailContext {
   readonly filterNames: ReadonlySet<string>
@@ -1204,6 +1204,7 @@ interface JailFields {
   cfilter?: CaptureFilterConfig[]
   counter?: {config: CounterConfig; cfilter: CaptureFilterConfig[]}
   noreset?: boolean
+  ipv6Prefix?: number
 }
 
 /** A call being validated: where it is and its source span (for field lines). */
@@ -1931,6 +1932,8 @@ class Validator {
     if (o.has('action')) f.actions = this.jailActions(o, ctx)
     if (o.has('cfilter')) f.cfilter = this.cfilters(o, 'cfilter')
     if (o.has('noreset')) f.noreset = o.bool('noreset')
+    // spylog extension: IPv6 offenders are counted and banned by network (e.g. 64: the /64).
+    if (o.has('ipv6_prefix')) f.ipv6Prefix = o.int('ipv6_prefix', {min: 1, max: 127})
     return f
   }
 
@@ -1962,6 +1965,7 @@ class Validator {
       cfilter: [...(own.cfilter ?? defaults.cfilter ?? []), ...counter.cfilter],
       noreset: own.noreset ?? defaults.noreset ?? false,
       ignoreIp: [],
+      ...((own.ipv6Prefix ?? defaults.ipv6Prefix) !== undefined ? {ipv6Prefix: own.ipv6Prefix ?? defaults.ipv6Prefix} : {}),
     }
   }
 
