@@ -8,7 +8,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {expect} from 'chai'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
-import {Engine} from '../src/engine/daemon/engine.js'
+import {daemonActionFactories, Engine} from '../src/engine/daemon/engine.js'
+import {createActionRunner} from '../src/engine/actions/factory.js'
+import {WindowsFirewallRunner} from '../src/engine/actions/windows/firewall.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {repoRoot, tempTree} from './support/files.js'
 
@@ -141,6 +143,17 @@ describe('daemon: sources → filters → jails → actions', function () {
     } finally {
       await engine.stop()
     }
+  })
+
+  it('bans in Windows Defender Firewall on Windows and in nftables/iptables on Linux with the same packaged firewall action', () => {
+    const cfg = loadLuaConfig(path.join(repoRoot, 'config'), {platform: 'windows'})
+    const fw = cfg.actions.find((a) => a.name === 'firewall')!
+    const log = new SinkLogger('info', [])
+    const win = createActionRunner(fw, {log, platform: 'win32', dataDir: tempTree({})}, daemonActionFactories())
+    expect(win).to.be.instanceOf(WindowsFirewallRunner)
+    const linux = createActionRunner(fw, {log, platform: 'linux'}, daemonActionFactories())
+    expect(linux).to.not.be.instanceOf(WindowsFirewallRunner)
+    expect(linux.constructor.name).to.match(/Nftables|Ipset|Iptables/)
   })
 
   it('reads a backlog far larger than the filter queue from the start without losing a line (files wait for the filters)', async () => {

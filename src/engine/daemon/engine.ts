@@ -19,7 +19,7 @@ import {randomUUID} from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import type {ActionFactory, ActionRunner} from '../actions/action.js'
-import {BUILTIN_ACTIONS} from '../actions/builtin/index.js'
+import {BUILTIN_ACTIONS, firewallAction} from '../actions/builtin/index.js'
 import {createActionRunner} from '../actions/factory.js'
 import {ActionQueue, type ActionRef} from '../actions/queue.js'
 import {createWindowsFirewallAction} from '../actions/windows/firewall.js'
@@ -91,6 +91,11 @@ interface SourceEntry {
 }
 
 /** JSON of a configuration object without `origin`/`fieldOrigins` (they move when a file is edited above them). */
+/** The built-in action factories of the daemon: the firewall is Windows Defender Firewall on win32. */
+export function daemonActionFactories(): Record<string, ActionFactory> {
+  return {...BUILTIN_ACTIONS, firewall: firewallAction({win32: createWindowsFirewallAction}), 'windows-firewall': createWindowsFirewallAction}
+}
+
 /** Days of ban history kept (for bantime.increment and `spylog banned`). */
 const HISTORY_DAYS = 90
 
@@ -181,9 +186,7 @@ export class Engine implements ControlTarget {
   // --- building ------------------------------------------------------------------------------
 
   private actionFactories(): Record<string, ActionFactory> {
-    const f: Record<string, ActionFactory> = {...BUILTIN_ACTIONS, 'windows-firewall': createWindowsFirewallAction}
-    Object.assign(f, this.opts.actionFactories)
-    return f
+    return {...daemonActionFactories(), ...this.opts.actionFactories}
   }
 
   private buildRunners(config: SpylogConfig): Map<string, ActionRunner> {
