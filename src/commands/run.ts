@@ -120,7 +120,6 @@ export default class Run extends Command {
     try {
       const socketPath = flags.socket ?? (flags.only === undefined ? undefined : roleSocket(defaultSocketPath({dataDir}), flags.only))
       control = await startControlServer({target: engine, socketPath, dataDir, log})
-      log.info(`control channel: ${control.socketPath}`)
       if (flags.metrics !== undefined) {
         const {host, port} = parseListenAddress(flags.metrics)
         metrics = await startMetricsServer({target: engine, host, port, log})
