@@ -28,6 +28,7 @@
  * tags again, so a captured `<HOST>` stays literal text.
  */
 import type {ParamValue} from '../config/model.js'
+import {formatLocalTime} from '../log/logger.js'
 import type {Ticket} from '../types.js'
 
 /** Text of a parameter value: lists joined with `,`, tables as JSON. */
@@ -38,13 +39,8 @@ export function paramText(v: ParamValue): string {
   return JSON.stringify(v)
 }
 
-function localDate(seconds: number): string {
-  const d = new Date(seconds * 1000)
-  const p = (n: number): string => String(n).padStart(2, '0')
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
-}
-
-function captureText(v: unknown): string | undefined {
+/** Text of a captured value: strings as they are, numbers and booleans printed, objects as JSON; undefined for nothing (or what JSON cannot write). */
+export function captureText(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v === 'string') return v
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v)
@@ -79,7 +75,7 @@ export class TagValues {
       ['PROTOCOL', this.param('protocol') ?? captureText(this.data.protocol) ?? 'any'],
       ['JAIL', ticket.jail],
       ['FILTER', ticket.filter],
-      ['DATE', localDate(ticket.time)],
+      ['DATE', formatLocalTime(ticket.time * 1000)],
       ['BANTIME', String(ticket.bantime)],
       ['UUID', ticket.uuid],
       ['BAN_UUID', ticket.uuid],

@@ -4,9 +4,10 @@
  * it, and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
  * a message text: it never reaches a command line.
  */
-import type {ActionConfig, ParamValue} from '../../config/model.js'
+import type {ActionConfig} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import type {ActionOp, BanRequest} from '../action.js'
+import {captureText, paramText} from '../tags.js'
 
 /**
  * Splits an argument string the lua-spylog way: words separated by spaces, `"quoted words"`
@@ -43,20 +44,14 @@ export function splitArgs(text: string): string[] {
   return out
 }
 
-function paramString(v: ParamValue): string {
-  if (Array.isArray(v)) return v.map(paramString).join(',')
-  if (typeof v === 'object') return JSON.stringify(v)
-  return String(v)
-}
-
 /** The tag values of one job (names in lower case). */
 export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
   const t = req.ticket
   const tags = new Map<string, string>()
-  for (const [k, v] of Object.entries(req.params)) tags.set(k.toLowerCase(), paramString(v))
+  for (const [k, v] of Object.entries(req.params)) tags.set(k.toLowerCase(), paramText(v))
   for (const [k, v] of Object.entries(t.data)) {
-    if (v === undefined || v === null) continue
-    tags.set(k.toLowerCase(), typeof v === 'object' ? JSON.stringify(v) : String(v))
+    const text = captureText(v)
+    if (text !== undefined) tags.set(k.toLowerCase(), text)
   }
   const lines = t.failures.flatMap((f) => f.lines)
   const ip = t.isAddress ? t.id : (t.failures.find((f) => f.ip !== undefined)?.ip ?? '')
