@@ -2,7 +2,8 @@ import {expect} from 'chai'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {NeverBan, splitCommandLine} from '../src/engine/jails/ignore.js'
+import {splitCommandLine} from '../src/engine/actions/argv.js'
+import {NeverBan} from '../src/engine/jails/ignore.js'
 import {tempTree} from './support/files.js'
 
 /** Polls `cond` until it holds (generous deadline: the machine is shared). */
@@ -119,8 +120,8 @@ describe('NeverBan', () => {
     })
 
     it('splits command lines as a shell reads words, expanding nothing', () => {
-      expect(splitCommandLine(`/bin/x 'a b' "c \\"d\\" $HOME" e\\ f <ip>`)).to.deep.equal(['/bin/x', 'a b', 'c "d" $HOME', 'e f', '<ip>'])
-      expect(() => splitCommandLine(`x 'open`)).to.throw(/unterminated/)
+      expect(splitCommandLine(`/bin/x 'a b' "c \\"d\\" $HOME" e\\ f <ip>`, 'posix')).to.deep.equal(['/bin/x', 'a b', 'c "d" $HOME', 'e f', '<ip>'])
+      expect(() => splitCommandLine(`x 'open`, 'posix')).to.throw(/unterminated/)
     })
   })
 })

@@ -15,6 +15,11 @@
  *   CommandLineToArgvW rule; `C:\dir\x.exe` stays as written, `\"` is a quote);
  * - `""` or `''` alone is an empty element.
  *
+ * With `quoting: 'posix'` (fail2ban's `ignorecommand`, written for a shell) backslashes and
+ * double quotes follow a POSIX shell instead: a backslash outside quotes makes the next character
+ * literal (`e\ f` is `e f`), inside `"…"` it escapes only `"`, `\`, `$` and a backquote, and `""`
+ * inside double quotes is an empty pair of quotes, not a literal `"`. Nothing is expanded either.
+ *
  * `splitScript` also cuts a fail2ban command (several lines, `cmd1 && cmd2`, `cmd1; cmd2`) into
  * commands run one after the other, and reports shell syntax that would need a shell (pipes,
  * redirections, `$…`, backquotes, `||`, `&`) as an error instead of running something else.
@@ -42,10 +47,17 @@ export interface ScriptCommand {
 const BLANK = new Set([' ', '\t'])
 const TAG_AT = /<[A-Za-z_][A-Za-z0-9_./-]*>/y
 
+/** Which backslash and double-quote rules apply: Windows' (the default) or a POSIX shell's. */
+export type Quoting = 'windows' | 'posix'
+
 interface Options {
   /** Split commands at unquoted new lines, `&&` and `;`, and refuse other shell syntax. */
   readonly script: boolean
+  readonly posix: boolean
 }
+
+/** Characters a backslash escapes inside POSIX double quotes. */
+const POSIX_DQ_ESCAPES = '"\\$`'
 
 function split(line: string, o: Options): ScriptCommand[] {
   const commands: ScriptCommand[] = []
@@ -90,6 +102,13 @@ function split(line: string, o: Options): ScriptCommand[] {
       i++
       continue
     }
+    if (c === '\\' && o.posix) {
+      // the next character is literal (a trailing backslash stays)
+      cur += i + 1 < n ? line[i + 1] : c
+      inWord = true
+      i += 2
+      continue
+    }
     if (c === '\\') {
       let j = i
       while (j < n && line[j] === '\\') j++
@@ -114,6 +133,16 @@ function split(line: string, o: Options): ScriptCommand[] {
       for (;;) {
         if (i >= n) throw new ArgvError('unterminated "quote"', i)
         const d = line[i]!
+        if (o.posix) {
+          if (d === '"') {
+            i++
+            break
+          }
+          if (d === '\\' && i + 1 < n && POSIX_DQ_ESCAPES.includes(line[i + 1]!)) i++
+          cur += line[i]
+          i++
+          continue
+        }
         if (d === '"') {
           if (line[i + 1] === '"') {
             cur += '"'
@@ -186,9 +215,12 @@ function split(line: string, o: Options): ScriptCommand[] {
   return commands
 }
 
-/** Splits one command line into argv elements (new lines are blanks). */
-export function splitCommandLine(line: string): string[] {
-  const cmds = split(line, {script: false})
+/**
+ * Splits one command line into argv elements (new lines are blanks); throws ArgvError on an
+ * unterminated quote. `quoting` picks Windows' backslash rules (default) or a POSIX shell's.
+ */
+export function splitCommandLine(line: string, quoting: Quoting = 'windows'): string[] {
+  const cmds = split(line, {script: false, posix: quoting === 'posix'})
   return cmds.length === 0 ? [] : cmds[0]!.argv
 }
 
@@ -197,7 +229,7 @@ export function splitCommandLine(line: string): string[] {
  * on shell syntax it cannot run without a shell.
  */
 export function splitScript(script: string): ScriptCommand[] {
-  return split(script, {script: true})
+  return split(script, {script: true, posix: false})
 }
 
 /** Quotes argv elements back into one line (for logs and `--dry-run`): the inverse of splitCommandLine. */

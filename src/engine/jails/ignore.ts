@@ -20,6 +20,7 @@ import {lookup} from 'node:dns/promises'
 import fs from 'node:fs'
 import os from 'node:os'
 import ipaddr from 'ipaddr.js'
+import {splitCommandLine} from '../actions/argv.js'
 import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
 import {nullLogger, type Logger} from '../log/logger.js'
@@ -187,7 +188,7 @@ export class NeverBan {
     for (const w of opts.whiteIp ?? []) this.fixed.add(w, `WHITE_IP ${w}`)
     for (const w of opts.ignoreIp ?? []) this.fixed.add(w, `ignoreip ${w}`)
     if (opts.ignoreSelf !== false) this.readSelf()
-    this.argv = opts.ignoreCommand !== undefined && opts.ignoreCommand.trim() !== '' ? splitCommandLine(opts.ignoreCommand) : undefined
+    this.argv = opts.ignoreCommand !== undefined && opts.ignoreCommand.trim() !== '' ? splitCommandLine(opts.ignoreCommand, 'posix') : undefined
     if (this.argv !== undefined && this.argv.length === 0) this.argv = undefined
   }
 
@@ -379,52 +380,6 @@ export class NeverBan {
     for (const s of this.fileSets.values()) set.addAll(s)
     this.files = set
   }
-}
-
-/**
- * Splits a command line into argv as a POSIX shell reads words: blanks separate, '…' keeps
- * everything, "…" keeps everything but \" \\ \$ \`, a backslash outside quotes escapes the
- * next character. Nothing is expanded (no variables, globs, substitutions).
- */
-export function splitCommandLine(line: string): string[] {
-  const out: string[] = []
-  let cur = ''
-  let inWord = false
-  let i = 0
-  while (i < line.length) {
-    const c = line[i]!
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) out.push(cur)
-      cur = ''
-      inWord = false
-      i++
-      continue
-    }
-    inWord = true
-    if (c === "'") {
-      const end = line.indexOf("'", i + 1)
-      if (end < 0) throw new Error(`unterminated ' in ${JSON.stringify(line)}`)
-      cur += line.slice(i + 1, end)
-      i = end + 1
-    } else if (c === '"') {
-      i++
-      while (i < line.length && line[i] !== '"') {
-        if (line[i] === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) i++
-        cur += line[i]
-        i++
-      }
-      if (i >= line.length) throw new Error(`unterminated " in ${JSON.stringify(line)}`)
-      i++
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[i + 1]
-      i += 2
-    } else {
-      cur += c
-      i++
-    }
-  }
-  if (inWord) out.push(cur)
-  return out
 }
 
 /** Replaces `<name>` tags (case-insensitive; `<F-NAME>` too) inside one argument. Unknown tags stay. */
