@@ -236,3 +236,80 @@ export function splitScript(script: string): ScriptCommand[] {
 export function joinCommandLine(argv: readonly string[]): string {
   return argv.map((a) => (a !== '' && !/[\s"'\\]/.test(a) ? a : `"${a.replace(/(\\*)"/g, (_m, b: string) => b + b + '\\"').replace(/(\\+)$/, '$1$1')}"`)).join(' ')
 }
+
+/** Options of splitLuaArgs. */
+export interface LuaArgsOptions {
+  /**
+   * Tabs, carriage returns and new lines outside quotes separate arguments as spaces do, and
+   * nothing is left over (the texts of the notifying built-ins: a mail body may be written over
+   * several lines). Without it, as in lua-spylog, only spaces separate and a new line outside
+   * quotes ends the arguments.
+   */
+  readonly multiline?: boolean
+}
+
+/**
+ * Splits an argument string as lua-spylog's `Args.split` does (the process source's command,
+ * the argument strings of `@spylog.actions.*` modules): fields separated by spaces (empty fields
+ * dropped); a field in double quotes may contain spaces and new lines, `""` inside it is one
+ * quote; `name="value with spaces"` is the one argument `name=value with spaces`; text glued to
+ * a quote continues the argument. Backslashes are ordinary characters. Splitting stops at a new
+ * line outside quotes: what follows is returned as `tail` (unused; callers warn about it), unless
+ * `multiline` is set. Never throws: an unterminated quote runs to the end of the text.
+ */
+export function splitLuaArgs(s: string, o: LuaArgsOptions = {}): {args: string[]; tail?: string} {
+  const multiline = o.multiline === true
+  const args: string[] = []
+  let i = 0
+  const n = s.length
+  const blank = (c: string): boolean => c === ' ' || (multiline && (c === '\t' || c === '\n' || c === '\r'))
+  const quoted = (): string => {
+    // at the opening quote
+    i++
+    let out = ''
+    for (;;) {
+      if (i >= n) return out
+      const c = s[i]!
+      if (c === '"') {
+        if (s[i + 1] === '"') {
+          out += '"'
+          i += 2
+          continue
+        }
+        i++
+        return out
+      }
+      out += c
+      i++
+    }
+  }
+  const bare = (stopAtEq: boolean): string => {
+    const start = i
+    while (i < n && !blank(s[i]!) && s[i] !== '\n' && s[i] !== '"' && !(stopAtEq && s[i] === '=')) i++
+    return s.slice(start, i)
+  }
+  while (i < n) {
+    const c = s[i]!
+    if (blank(c)) {
+      i++
+      continue
+    }
+    if (c === '\n') {
+      const tail = s.slice(i + 1)
+      return tail === '' ? {args} : {args, tail}
+    }
+    let field: string
+    if (c === '"') field = quoted()
+    else {
+      field = bare(true)
+      if (s[i] === '=') {
+        i++
+        field += '=' + (s[i] === '"' ? quoted() : bare(false))
+      }
+    }
+    // Text glued to a quote (before or after it) continues the same argument.
+    while (i < n && !blank(s[i]!) && s[i] !== '\n') field += s[i] === '"' ? quoted() : bare(false)
+    if (field !== '' || c === '"') args.push(field)
+  }
+  return {args}
+}

@@ -1,48 +1,13 @@
 /**
  * Texts of the notifying built-ins (mail subject and body, log line): the module's argument
  * string (`{'@spylog.actions.mail', [["subject <HOST>" "body…"]]}`) split as lua-spylog splits
- * it, and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
+ * it (splitLuaArgs of ../argv.ts; tabs and new lines also separate), and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
  * a message text: it never reaches a command line.
  */
 import type {ActionConfig} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import type {ActionOp, BanRequest} from '../action.js'
 import {captureText, paramText} from '../tags.js'
-
-/**
- * Splits an argument string the lua-spylog way: words separated by spaces, `"quoted words"`
- * (a doubled `""` is a quote inside) and `name=value` / `name="quoted value"` words.
- */
-export function splitArgs(text: string): string[] {
-  const out: string[] = []
-  let i = 0
-  const n = text.length
-  while (i < n) {
-    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++
-    if (i >= n) break
-    let word = ''
-    while (i < n && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '\n' && text[i] !== '\r') {
-      if (text[i] === '"') {
-        i++
-        for (;;) {
-          if (i >= n) break
-          if (text[i] === '"') {
-            if (text[i + 1] === '"') {
-              word += '"'
-              i += 2
-              continue
-            }
-            i++
-            break
-          }
-          word += text[i++]
-        }
-      } else word += text[i++]
-    }
-    out.push(word)
-  }
-  return out
-}
 
 /** The tag values of one job (names in lower case). */
 export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
