@@ -119,10 +119,20 @@ export class TagValues {
 
 const TAG = /<([A-Za-z_][A-Za-z0-9_./-]*)>/g
 
+/**
+ * Replaces every `<tag>` of `text` in one pass by `lookup(name)` (the name without brackets, as
+ * written); a tag without a value stays as written. Inserted values are never scanned for tags.
+ * Every tag substitution of spylog goes through here (command actions, notifying built-ins,
+ * `ignorecommand`).
+ */
+export function replaceTags(text: string, lookup: (name: string) => string | undefined): string {
+  if (!text.includes('<')) return text
+  return text.replace(TAG, (m, name: string) => lookup(name) ?? m)
+}
+
 /** Replaces every `<tag>` of `template` in one pass (unknown tags: empty text). */
 export function substitute(template: string, values: {get(name: string): string | undefined}): string {
-  if (!template.includes('<')) return template
-  return template.replace(TAG, (_m, name: string) => values.get(name) ?? '')
+  return replaceTags(template, (name) => values.get(name) ?? '')
 }
 
 /**

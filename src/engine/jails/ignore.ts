@@ -21,6 +21,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import ipaddr from 'ipaddr.js'
 import {splitCommandLine} from '../actions/argv.js'
+import {replaceTags} from '../actions/tags.js'
 import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
 import {nullLogger, type Logger} from '../log/logger.js'
@@ -384,5 +385,8 @@ export class NeverBan {
 
 /** Replaces `<name>` tags (case-insensitive; `<F-NAME>` too) inside one argument. Unknown tags stay. */
 function substituteTags(arg: string, values: Readonly<Record<string, string>>): string {
-  return arg.replace(/<(?:F-)?([A-Za-z_][\w-]*)>/g, (m, name: string) => values[name.toLowerCase()] ?? m)
+  return replaceTags(arg, (name) => {
+    const key = (name.startsWith('F-') ? name.slice(2) : name).toLowerCase()
+    return Object.hasOwn(values, key) ? values[key] : undefined
+  })
 }

@@ -7,7 +7,7 @@
 import type {ActionConfig} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import type {ActionOp, BanRequest} from '../action.js'
-import {captureText, paramText} from '../tags.js'
+import {captureText, paramText, replaceTags} from '../tags.js'
 
 /** The tag values of one job (names in lower case). */
 export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
@@ -32,7 +32,7 @@ export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
 
 /** Replaces each `<name>` whose name (any case) has a value; other `<…>` text stays as written. */
 export function applyTags(text: string, tags: ReadonlyMap<string, string>): string {
-  return text.replace(/<([A-Za-z_][\w-]*)>/g, (m, name: string) => tags.get(name.toLowerCase()) ?? m)
+  return replaceTags(text, (name) => tags.get(name.toLowerCase()))
 }
 
 /**
