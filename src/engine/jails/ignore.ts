@@ -15,12 +15,12 @@
  * `<fid>`, `<family>`, `<F-NAME>` / captured names) is substituted inside the one argument
  * where it is written, so a hostile id stays one inert argument.
  */
-import {spawn} from 'node:child_process'
 import {lookup} from 'node:dns/promises'
 import fs from 'node:fs'
 import os from 'node:os'
 import ipaddr from 'ipaddr.js'
 import {splitCommandLine} from '../actions/argv.js'
+import {execArgv} from '../actions/exec.js'
 import {replaceTags} from '../actions/tags.js'
 import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
@@ -287,42 +287,23 @@ export class NeverBan {
     return ignore
   }
 
-  private run(args: string[], id: string): Promise<boolean> {
+  private async run(args: string[], id: string): Promise<boolean> {
     const where = this.opts.jail !== undefined ? `[${this.opts.jail}] ` : ''
-    return new Promise((resolve) => {
-      let done = false
-      const finish = (v: boolean): void => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        resolve(v)
-      }
-      let child: ReturnType<typeof spawn>
-      try {
-        child = spawn(args[0]!, args.slice(1), {shell: false, stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true})
-      } catch (e) {
-        this.log.error(`${where}ignorecommand ${args[0]}: ${(e as Error).message}`)
-        resolve(false)
-        return
-      }
-      let err = ''
-      child.stderr?.on('data', (d: Buffer) => {
-        if (err.length < 2000) err += d.toString()
-      })
-      const timer = setTimeout(() => {
-        this.log.error(`${where}ignorecommand ${args[0]} for ${id}: no answer within ${this.opts.commandTimeout ?? 10000} ms, killed (not ignored)`)
-        child.kill('SIGKILL')
-        finish(false)
-      }, this.opts.commandTimeout ?? 10000)
-      child.on('error', (e) => {
-        this.log.error(`${where}ignorecommand ${args[0]}: ${e.message}`)
-        finish(false)
-      })
-      child.on('close', (code) => {
-        if (code !== 0 && code !== 1) this.log.warning(`${where}ignorecommand ${args[0]} for ${id} exited with ${code ?? 'a signal'}${err !== '' ? `: ${err.trim().slice(0, 200)}` : ''} (not ignored)`)
-        finish(code === 0)
-      })
-    })
+    const timeoutMs = this.opts.commandTimeout ?? 10000
+    let r
+    try {
+      // killTree: a script's children die with it, so a hung check never outlives its time limit
+      r = await execArgv(args, {timeoutMs, killTree: true, maxOutput: 2000})
+    } catch (e) {
+      this.log.error(`${where}ignorecommand ${args[0]}: ${(((e as Error).cause ?? e) as Error).message}`)
+      return false
+    }
+    if (r.timedOut) {
+      this.log.error(`${where}ignorecommand ${args[0]} for ${id}: no answer within ${timeoutMs} ms, killed (not ignored)`)
+      return false
+    }
+    if (r.code !== 0 && r.code !== 1) this.log.warning(`${where}ignorecommand ${args[0]} for ${id} exited with ${r.code ?? 'a signal'}${r.stderr !== '' ? `: ${r.stderr.trim().slice(0, 200)}` : ''} (not ignored)`)
+    return r.code === 0
   }
 
   private readSelf(): void {
