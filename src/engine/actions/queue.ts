@@ -33,6 +33,7 @@
 import {randomUUID} from 'node:crypto'
 import type {ParamValue} from '../config/model.js'
 import {banMessage, type Logger} from '../log/logger.js'
+import {backoffDelay} from '../sources/backoff.js'
 import type {BanHistoryEntry, Store, StoredBan, StoredJob} from '../store/store.js'
 import type {Ticket} from '../types.js'
 import {ActionError, type ActionOp, type ActionRunner, type BanRequest} from './action.js'
@@ -798,7 +799,7 @@ export class ActionQueue {
       await this.dropJob(j)
       return
     }
-    const delay = Math.min(this.backoff.max, this.backoff.min * 2 ** (j.attempts - 1))
+    const delay = backoffDelay(this.backoff.min, this.backoff.max, j.attempts - 1)
     this.log.error(`${what} (attempt ${j.attempts}, retrying in ${fmtSeconds(delay)}): ${errorText(error)}`)
     j.due = this.clock() + delay
     if (j.op === 'unban') this.unbanJob.set(k, j)

@@ -10,6 +10,15 @@ import type {LogRecord} from '../types.js'
 import {newStats, type RecordSink, type SourceContext, type SourceStats} from './source.js'
 
 /**
+ * The delay before retry number `attempt` (0 for the first): `base`·2^attempt, capped at `max`
+ * (any unit). The exponent stops growing long before 2^1024 would make it Infinity (and 0·Infinity
+ * NaN), and never before `max` is reached.
+ */
+export function backoffDelay(base: number, max: number, attempt: number): number {
+  return Math.min(max, base * 2 ** Math.min(Math.max(0, attempt), 1000))
+}
+
+/**
  * Exponential back-off: `base`, 2·base, 4·base … capped at `max` (milliseconds). `reset()` after
  * a success so that the next failure starts again from `base`.
  */
@@ -22,7 +31,7 @@ export class Backoff {
 
   /** The delay before the next attempt (and counts the attempt). */
   next(): number {
-    const d = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 20))
+    const d = backoffDelay(this.base, this.max, this.attempt)
     this.attempt++
     return d
   }
