@@ -1,24 +1,10 @@
 import {expect} from 'chai'
 import net from 'node:net'
 import type {EslSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {createEslSource, EslParser, type EslFrame, type EslLogSource} from '../src/engine/sources/esl.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 /**
  * An event socket server following FreeSWITCH's documented inbound protocol: auth/request

@@ -5,22 +5,10 @@ import type {NetSource} from '../src/engine/config/model.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {Backoff, DropCounter} from '../src/engine/sources/backoff.js'
 import {createNetSource, type NetLineSource} from '../src/engine/sources/net.js'
-import {MemoryPositionStore, newStats, type SourceContext} from '../src/engine/sources/source.js'
+import {newStats} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 function netCfg(protocol: 'tcp' | 'udp', port: number, extra: Partial<NetSource> = {}): NetSource {
   return {

@@ -2,26 +2,12 @@ import {expect} from 'chai'
 import fs from 'node:fs'
 import path from 'node:path'
 import type {ProcessSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {splitLuaArgs} from '../src/engine/actions/argv.js'
 import {createProcessSource, expandVars, processCommand, type ProcessLineSource} from '../src/engine/sources/process.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 function procCfg(command: string, extra: Partial<ProcessSource> = {}): ProcessSource {
   return {kind: 'process', name: 'proc', origin: {file: 't', line: 1}, spec: `process:${command}`, implicit: false, command, restart: 0.05, maxLine: 4096, monitor: ['stdout'], ...extra}

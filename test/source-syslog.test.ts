@@ -6,26 +6,12 @@ import net from 'node:net'
 import path from 'node:path'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
 import type {SyslogSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import {createSyslogSource, type SyslogReceiver} from '../src/engine/sources/syslog.js'
 import {parseSyslog, SyslogFramer, syslogFields} from '../src/engine/sources/syslog-parse.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 function syslogCfg(protocol: 'udp' | 'tcp', port = 0, host = '127.0.0.1'): SyslogSource {
   return {kind: 'syslog', name: 'sys', origin: {file: 'test', line: 1}, spec: `syslog:${protocol}://${host}:${port}`, implicit: false, protocol, host, port}

@@ -3,25 +3,11 @@ import {execFile} from 'node:child_process'
 import dgram from 'node:dgram'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
 import type {EventLogSource, TrapSource} from '../src/engine/config/model.js'
-import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import {createTrapSource, eventSourceOfOid, type TrapReceiver} from '../src/engine/sources/trap.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-function context(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
-}
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 const running: TrapReceiver[] = []
 afterEach(async () => {
