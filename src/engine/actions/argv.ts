@@ -59,6 +59,19 @@ interface Options {
 /** Characters a backslash escapes inside POSIX double quotes. */
 const POSIX_DQ_ESCAPES = '"\\$`'
 
+/**
+ * A run of backslashes at `i`, read by Windows' rule: before a `"`, 2n backslashes give n and
+ * leave the quote its meaning, 2n+1 give n and a literal quote (consumed); elsewhere they are
+ * literal. Returns the text and the index after what was consumed.
+ */
+function backslashes(line: string, i: number): {text: string; next: number} {
+  let j = i
+  while (j < line.length && line[j] === '\\') j++
+  const count = j - i
+  if (line[j] !== '"') return {text: '\\'.repeat(count), next: j}
+  return count % 2 === 1 ? {text: '\\'.repeat(count >> 1) + '"', next: j + 1} : {text: '\\'.repeat(count >> 1), next: j}
+}
+
 function split(line: string, o: Options): ScriptCommand[] {
   const commands: ScriptCommand[] = []
   let argv: string[] = []
@@ -110,21 +123,10 @@ function split(line: string, o: Options): ScriptCommand[] {
       continue
     }
     if (c === '\\') {
-      let j = i
-      while (j < n && line[j] === '\\') j++
-      const count = j - i
-      if (line[j] === '"') {
-        cur += '\\'.repeat(count >> 1)
-        inWord = true
-        if (count % 2 === 1) {
-          cur += '"'
-          i = j + 1
-        } else i = j
-        continue
-      }
-      cur += '\\'.repeat(count)
+      const r = backslashes(line, i)
+      cur += r.text
       inWord = true
-      i = j
+      i = r.next
       continue
     }
     if (c === '"') {
@@ -153,19 +155,9 @@ function split(line: string, o: Options): ScriptCommand[] {
           break
         }
         if (d === '\\') {
-          let j = i
-          while (j < n && line[j] === '\\') j++
-          const count = j - i
-          if (line[j] === '"') {
-            cur += '\\'.repeat(count >> 1)
-            if (count % 2 === 1) {
-              cur += '"'
-              i = j + 1
-            } else i = j
-            continue
-          }
-          cur += '\\'.repeat(count)
-          i = j
+          const r = backslashes(line, i)
+          cur += r.text
+          i = r.next
           continue
         }
         cur += d
