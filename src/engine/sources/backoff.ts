@@ -29,6 +29,14 @@ export class Backoff {
     readonly max: number = Math.max(base, 300_000),
   ) {}
 
+  /**
+   * The back-off of a configured restart/reconnect delay in seconds: that delay first (at least
+   * 50 ms), doubling up to 5 minutes (or the delay itself when longer).
+   */
+  static fromSeconds(seconds: number): Backoff {
+    return new Backoff(Math.max(50, seconds * 1000))
+  }
+
   /** The delay before the next attempt (and counts the attempt). */
   next(): number {
     const d = backoffDelay(this.base, this.max, this.attempt)

@@ -123,8 +123,7 @@ export class EslLogSource extends ManagedSource implements Source {
     ctx: SourceContext,
     opts: EslOptions = {},
   ) {
-    const base = Math.max(50, cfg.reconnect * 1000)
-    super(cfg.name, ctx, new Backoff(base, Math.max(base, 300_000)))
+    super(cfg.name, ctx, Backoff.fromSeconds(cfg.reconnect))
     this.handshakeMs = opts.handshakeMs ?? 30_000
   }
 

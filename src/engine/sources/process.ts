@@ -88,8 +88,7 @@ export class ProcessLineSource extends ManagedSource implements Source {
     ctx: SourceContext,
     opts: ProcessOptions = {},
   ) {
-    const base = Math.max(50, cfg.restart * 1000)
-    super(cfg.name, ctx, new Backoff(base, Math.max(base, 300_000)))
+    super(cfg.name, ctx, Backoff.fromSeconds(cfg.restart))
     this.cmd = processCommand(cfg)
     this.killMs = opts.killMs ?? 5000
   }
