@@ -7,6 +7,7 @@
 import {spawn} from 'node:child_process'
 import {accessSync, constants, statSync} from 'node:fs'
 import path from 'node:path'
+import {clip} from '../text.js'
 
 /** What a finished program left behind. */
 export interface ExecResult {
@@ -157,7 +158,7 @@ export function describeExit(r: ExecResult, timeoutMs?: number): string {
   if (r.timedOut) return `killed after ${timeoutMs !== undefined ? `${timeoutMs} ms` : 'its time limit'}`
   const how = r.code !== null ? `exit status ${r.code}` : `killed by ${r.signal ?? 'a signal'}`
   const msg = (r.stderr.trim() || r.stdout.trim()).split('\n').filter((l) => l.trim() !== '').slice(0, 3).join(' | ')
-  return msg === '' ? how : `${how}: ${msg.length > 500 ? msg.slice(0, 500) + '…' : msg}`
+  return msg === '' ? how : `${how}: ${clip(msg, 500)}`
 }
 
 /** The path of `program` when it is an executable file on PATH (or in the sbin directories daemons often lack on PATH). */

@@ -26,6 +26,7 @@ import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
 import {nullLogger, type Logger} from '../log/logger.js'
 import {canonicalAddress} from '../net/address.js'
+import {quoteLine} from '../text.js'
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6
 
@@ -346,7 +347,7 @@ export class NeverBan {
       for (const item of line.split(/[\s,]+/)) {
         if (set.add(item, `ignoreip file ${file}:${i + 1}`)) continue
         if (/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/.test(item) && !/^[\d.]+$/.test(item)) hosts.push(item)
-        else this.log.warning(`${file}:${i + 1}: not an address, network or host name: ${JSON.stringify(item.slice(0, 80))}`)
+        else this.log.warning(`${file}:${i + 1}: not an address, network or host name: ${quoteLine(item, 80)}`)
       }
     })
     const hostsChanged = (this.fileHosts.get(file) ?? []).join() !== hosts.join()

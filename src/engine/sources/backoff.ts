@@ -6,6 +6,7 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
 import type {Logger} from '../log/logger.js'
+import {clip} from '../text.js'
 import type {LogRecord} from '../types.js'
 import {newStats, type RecordSink, type SourceContext, type SourceStats} from './source.js'
 
@@ -82,7 +83,7 @@ export class DropCounter {
     this.lastDrop = now
     this.since = n
     // The reason may quote hostile input (a community string): keep the line short.
-    if (reason.length > 200) reason = reason.slice(0, 200) + '…'
+    reason = clip(reason, 200)
     this.log.warning(`${this.label} dropping input: ${reason}${before > 0 ? ` (${before} dropped in the previous spell)` : ''}; further drops are counted without warning`)
   }
 }

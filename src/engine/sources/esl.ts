@@ -18,6 +18,7 @@
 import net from 'node:net'
 import {TextDecoder} from 'node:util'
 import type {EslSource} from '../config/model.js'
+import {quoteLine} from '../text.js'
 import {RECORD_FIELDS} from '../types.js'
 import {Backoff, ManagedSource} from './backoff.js'
 import type {Source, SourceContext} from './source.js'
@@ -80,7 +81,7 @@ export class EslParser {
       pos = end + 2
       const cl = headers['Content-Length']
       if (cl !== undefined) {
-        if (!/^\d{1,10}$/.test(cl) || Number(cl) > MAX_BODY) return this.fail(`bad Content-Length ${JSON.stringify(cl.slice(0, 20))}`)
+        if (!/^\d{1,10}$/.test(cl) || Number(cl) > MAX_BODY) return this.fail(`bad Content-Length ${quoteLine(cl, 20)}`)
         const n = Number(cl)
         if (n > 0) {
           this.pending = headers

@@ -20,6 +20,7 @@
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import type {JournalSource} from '../config/model.js'
+import {quoteLine} from '../text.js'
 import {RECORD_FIELDS, type LogRecord} from '../types.js'
 import {Backoff} from './backoff.js'
 import {LineSplitter} from './lines.js'
@@ -267,7 +268,7 @@ class JournalSourceImpl implements Source {
       entry = undefined
     }
     if (entry === undefined) {
-      this.problem(`not a journal entry from ${this.exe}: ${JSON.stringify(line.slice(0, 120))}`)
+      this.problem(`not a journal entry from ${this.exe}: ${quoteLine(line, 120)}`)
       return
     }
     const now = Date.now() / 1000

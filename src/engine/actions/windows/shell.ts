@@ -6,6 +6,7 @@
  * source text. Tests replace the Shell with a fake that records the calls and keeps its own model
  * of the firewall.
  */
+import {clip} from '../../text.js'
 import {execArgv, ExecStartError} from '../exec.js'
 import {MAX_COMMAND_LINE} from './rules.js'
 
@@ -102,7 +103,7 @@ export function decodePowershellArgs(args: readonly string[]): string | undefine
 export function firstLine(s: string): string {
   for (const l of s.split(/\r?\n/)) {
     const t = l.trim()
-    if (t !== '') return t.length > 300 ? t.slice(0, 300) + '…' : t
+    if (t !== '') return clip(t, 300)
   }
   return ''
 }
