@@ -14,7 +14,7 @@ import {memorySink, nullLogger, SinkLogger} from '../src/engine/log/logger.js'
 import {Store} from '../src/engine/store/store.js'
 import type {Ticket} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-import {waitFor as until} from './support/wait.js'
+import {alive, waitFor as until} from './support/wait.js'
 
 /** A tiny program that appends the arguments it received (after the output file) as one JSON line. */
 const RECORDER = `import fs from 'node:fs'
@@ -42,15 +42,6 @@ const ctx: ActionContext = {log: nullLogger}
 
 function action(a: Partial<ActionConfig> & {name: string}): ActionConfig {
   return {origin: {file: '/etc/spylog/actions/test.lua', line: 3}, parameters: {}, options: {}, ...a}
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe('argv splitting', () => {

@@ -7,7 +7,7 @@ import {createProcessSource, expandVars, processCommand, type ProcessLineSource}
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
 import {context} from './support/sources.js'
-import {waitFor} from './support/wait.js'
+import {alive, waitFor} from './support/wait.js'
 
 function procCfg(command: string, extra: Partial<ProcessSource> = {}): ProcessSource {
   return {kind: 'process', name: 'proc', origin: {file: 't', line: 1}, spec: `process:${command}`, implicit: false, command, restart: 0.05, maxLine: 4096, monitor: ['stdout'], ...extra}
@@ -24,15 +24,6 @@ async function start(cfg: ProcessSource, log: string[] = []): Promise<{src: Proc
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))
   return {src, records}
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe('process source: command lines', () => {

@@ -16,3 +16,13 @@ export async function waitFor<T>(what: string, cond: () => T | undefined | false
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+/** Whether process `pid` still exists (to wait for it to die: `waitFor('…', () => !alive(pid))`). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
