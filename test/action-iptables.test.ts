@@ -1,23 +1,12 @@
-import {randomUUID} from 'node:crypto'
 import {expect} from 'chai'
-import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
 import {ActionError} from '../src/engine/actions/action.js'
 import {ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {IptablesRunner, iptablesMatches} from '../src/engine/actions/builtin/iptables.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import type {Ticket} from '../src/engine/types.js'
+import {firewallConfig, refused, ticket} from './support/firewall.js'
 import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
 
-/** A rejected connection: refused, or unreachable when the reject already hit IPv6 neighbour discovery. */
-const refused = (r: string): boolean => r === 'ECONNREFUSED' || r === 'EHOSTUNREACH'
-
-function ticket(id: string, bantime: number, jail = 'sshd'): Ticket {
-  return {uuid: randomUUID(), jail, filter: 'sshd', id, isAddress: true, time: Date.now() / 1000, bantime, banCount: 0, data: {}, failures: []}
-}
-
-function action(options: Record<string, ParamValue>, parameters: Record<string, ParamValue> = {}, features: string[] = []): ActionConfig {
-  return {name: 'iptables-multiport', origin: {file: 'test', line: 0}, parameters, options, builtin: {kind: 'firewall', variant: 'iptables', features}}
-}
+const action = firewallConfig('iptables-multiport', 'iptables')
 
 describe('iptables action: matches', () => {
   it('splits port lists into multiport rules of at most 15 ports per protocol', () => {

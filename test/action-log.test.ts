@@ -4,7 +4,7 @@ import {expect} from 'chai'
 import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
 import {ActionError} from '../src/engine/actions/action.js'
 import {LogRunner} from '../src/engine/actions/builtin/log.js'
-import {splitArgs} from '../src/engine/actions/builtin/tags.js'
+import {splitLuaArgs} from '../src/engine/actions/argv.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import type {Ticket} from '../src/engine/types.js'
 import {loadLuaConfig} from '../src/engine/config/lua.js'
@@ -43,7 +43,8 @@ describe('log action', () => {
     const runner = new LogRunner(action({}, '"<JAIL> banned <HOST> (user <user>, port <port>)" after <FAILURES> failures <unknown>'), {log: new SinkLogger('info', [memorySink(lines)])})
     await runner.run('ban', {ticket, params: {port: 22}})
     expect(lines[0]).to.match(/ NOTICE sshd banned 203\.0\.113\.5 \(user root, port 22\) after 2 failures <unknown>$/)
-    expect(splitArgs('"a ""quoted"" word" b=c d="e f"')).to.deep.equal(['a "quoted" word', 'b=c', 'd=e f'])
+    expect(splitLuaArgs('"a ""quoted"" word" b=c d="e f"', {multiline: true}).args).to.deep.equal(['a "quoted" word', 'b=c', 'd=e f'])
+    expect(splitLuaArgs('\n  "subject <HOST>"\n\t"body\nline 2" x\r\n', {multiline: true}).args).to.deep.equal(['subject <HOST>', 'body\nline 2', 'x'])
   })
 
   it('appends to a file of its own, one line per job even when a capture holds a newline', async () => {

@@ -1,27 +1,17 @@
-import {randomUUID} from 'node:crypto'
 import {expect} from 'chai'
 import type {ActionConfig, ParamValue} from '../src/engine/config/model.js'
 import {ActionError, type ActionFactory} from '../src/engine/actions/action.js'
-import {execArgv, ExecStartError, findProgram} from '../src/engine/actions/builtin/exec.js'
+import {execArgv, ExecStartError, findProgram} from '../src/engine/actions/exec.js'
 import {BUILTIN_ACTIONS, builtinRunner, chooseFirewallBackend, firewallAction, IpsetRunner, IptablesRunner, WINDOWS_FIREWALL} from '../src/engine/actions/builtin/index.js'
 import {banTarget, ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {NftablesRunner, nftDuration} from '../src/engine/actions/builtin/nftables.js'
 import {loadFail2banConfig} from '../src/engine/config/fail2ban.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import type {Ticket} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
+import {firewallConfig, refused, ticket} from './support/firewall.js'
 import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
 
-/** A rejected connection: refused, or unreachable when the reject already hit IPv6 neighbour discovery. */
-const refused = (r: string): boolean => r === 'ECONNREFUSED' || r === 'EHOSTUNREACH'
-
-function ticket(id: string, bantime: number, jail = 'sshd'): Ticket {
-  return {uuid: randomUUID(), jail, filter: 'sshd', id, isAddress: true, time: Date.now() / 1000, bantime, banCount: 0, data: {}, failures: []}
-}
-
-function action(options: Record<string, ParamValue>, parameters: Record<string, ParamValue> = {}, features: string[] = []): ActionConfig {
-  return {name: 'nftables', origin: {file: 'test', line: 0}, parameters, options, builtin: {kind: 'firewall', variant: 'nftables', features}}
-}
+const action = firewallConfig('nftables', 'nftables')
 
 describe('nftables action: rule shapes and targets', () => {
   it('accepts addresses and networks only, in canonical form', () => {

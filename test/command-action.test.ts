@@ -14,6 +14,7 @@ import {memorySink, nullLogger, SinkLogger} from '../src/engine/log/logger.js'
 import {Store} from '../src/engine/store/store.js'
 import type {Ticket} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
+import {alive, waitFor as until} from './support/wait.js'
 
 /** A tiny program that appends the arguments it received (after the output file) as one JSON line. */
 const RECORDER = `import fs from 'node:fs'
@@ -41,23 +42,6 @@ const ctx: ActionContext = {log: nullLogger}
 
 function action(a: Partial<ActionConfig> & {name: string}): ActionConfig {
   return {origin: {file: '/etc/spylog/actions/test.lua', line: 3}, parameters: {}, options: {}, ...a}
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 describe('argv splitting', () => {
@@ -203,7 +187,7 @@ describe('command actions', function () {
     // the grandchild may not have been started when the timeout hit on a loaded machine
     if (fs.existsSync(pidFile)) {
       const pid = Number(fs.readFileSync(pidFile, 'utf8'))
-      await until(() => !alive(pid), 'the grandchild to die')
+      await until('the grandchild to die', () => !alive(pid))
     }
   })
 
@@ -261,7 +245,7 @@ describe('command actions', function () {
     await q.start()
     try {
       await q.submit({...ticket('192.0.2.13'), time: Date.now() / 1000, bantime: 0.5}, [{name: 'rec', params: {}}])
-      await until(() => recorded().length === 2, 'the ban and the unban')
+      await until('the ban and the unban', () => recorded().length === 2)
       expect(recorded()).to.deep.equal([['ban', '192.0.2.13', 'sshd'], ['unban', '192.0.2.13', 'sshd']])
     } finally {
       await q.stop()

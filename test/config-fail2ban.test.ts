@@ -3,7 +3,6 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {ConfigError} from '../src/engine/fail2ban/errors.js'
 import {
   builtinActionFor, loadFail2banConfig, parseBool, parseFail2banTime, splitActionList, type Fail2banConfigOptions,
 } from '../src/engine/config/fail2ban.js'

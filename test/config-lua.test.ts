@@ -1,10 +1,8 @@
 import {expect} from 'chai'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import {ConfigError} from '../src/engine/fail2ban/errors.js'
 import {configFiles, decodeFile, evaluateLuaConfig, loadLuaConfig, parseDuration, type LuaConfigOptions} from '../src/engine/config/lua.js'
-import {canonicalNetwork, closestName, ConfigErrors, levenshtein, type FileSource, type SpylogConfig} from '../src/engine/config/model.js'
+import {canonicalNetwork, closestName, levenshtein, type FileSource, type SpylogConfig} from '../src/engine/config/model.js'
 import {tempTree as tree} from './support/files.js'
 import {configErrors} from './support/config.js'
 

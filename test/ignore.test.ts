@@ -2,17 +2,10 @@ import {expect} from 'chai'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {NeverBan, splitCommandLine} from '../src/engine/jails/ignore.js'
+import {splitCommandLine} from '../src/engine/actions/argv.js'
+import {NeverBan} from '../src/engine/jails/ignore.js'
 import {tempTree} from './support/files.js'
-
-/** Polls `cond` until it holds (generous deadline: the machine is shared). */
-async function waitFor(cond: () => boolean, what: string, ms = 30000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+import {waitFor} from './support/wait.js'
 
 /** A non-loopback address of this host, if it has one. */
 function ownAddress(): string | undefined {
@@ -78,7 +71,7 @@ describe('NeverBan', () => {
       expect(nb.has('198.51.100.1')).to.equal(true)
       expect(nb.has('192.0.2.1')).to.equal(false)
       fs.writeFileSync(file, '192.0.2.0/24\n')
-      await waitFor(() => nb.has('192.0.2.1'), 'the changed file to be re-read')
+      await waitFor('the changed file to be re-read', () => nb.has('192.0.2.1'))
       expect(nb.has('203.0.113.9')).to.equal(false)
     } finally {
       nb.stop()
@@ -119,8 +112,8 @@ describe('NeverBan', () => {
     })
 
     it('splits command lines as a shell reads words, expanding nothing', () => {
-      expect(splitCommandLine(`/bin/x 'a b' "c \\"d\\" $HOME" e\\ f <ip>`)).to.deep.equal(['/bin/x', 'a b', 'c "d" $HOME', 'e f', '<ip>'])
-      expect(() => splitCommandLine(`x 'open`)).to.throw(/unterminated/)
+      expect(splitCommandLine(`/bin/x 'a b' "c \\"d\\" $HOME" e\\ f <ip>`, 'posix')).to.deep.equal(['/bin/x', 'a b', 'c "d" $HOME', 'e f', '<ip>'])
+      expect(() => splitCommandLine(`x 'open`, 'posix')).to.throw(/unterminated/)
     })
   })
 })

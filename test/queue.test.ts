@@ -6,6 +6,7 @@ import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {Store} from '../src/engine/store/store.js'
 import type {Ticket} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
+import {waitFor as until} from './support/wait.js'
 
 const now = (): number => Date.now() / 1000
 
@@ -74,14 +75,6 @@ function ticket(id: string, bantime: number, more: Partial<Ticket> = {}): Ticket
   }
 }
 
-async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
 function setup(runners: Recorder[], store = Store.memory(), opts: {backoff?: {min: number; max: number}} = {}) {
   const lines: string[] = []
   const log = new SinkLogger('debug', [memorySink(lines)])
@@ -109,7 +102,7 @@ describe('ActionQueue', function () {
     const t = ticket('192.0.2.1', 0.3)
     await q.submit(t, refs('fw'))
     expect(q.active().map((b) => b.id)).to.deep.equal(['192.0.2.1'])
-    await until(() => fw.count('unban') === 1, 'the unban')
+    await until('the unban', () => fw.count('unban') === 1)
     expect(fw.ops.map((o) => o.op)).to.deep.equal(['ban', 'unban'])
     expect(fw.ops[0]!.params).to.deep.equal({port: 'ssh'})
     expect(fw.ops[1]!.at).to.be.at.least(t.time + t.bantime)
@@ -122,7 +115,7 @@ describe('ActionQueue', function () {
     expect(reason).to.contain('"evil\\nNOTICE [sshd] Ban 198.51.100.7"')
     expect(reason).to.not.match(/Ban 198\.51\.100\.7\s*$/)
     expect(lines.every((l) => !l.includes('\n'))).to.equal(true)
-    await until(() => q.active().length === 0, 'the ban to end')
+    await until('the ban to end', () => q.active().length === 0)
     expect(q.metrics()).to.include({queued: 0, running: 0, bans: 0})
     expect(q.metrics().done).to.deep.equal({fw: 2})
   })
@@ -137,7 +130,7 @@ describe('ActionQueue', function () {
     const second = ticket('192.0.2.2', 3)
     await q.submit(second, refs('fw'))
     expect(q.active()[0]!.until).to.equal(second.time + 3)
-    await until(() => fw.count('unban') === 1, 'the unban')
+    await until('the unban', () => fw.count('unban') === 1)
     expect(fw.count('ban')).to.equal(1)
     expect(fw.ops[1]!.at).to.be.at.least(second.time + 3)
     expect(fw.ops[1]!.uuid).to.equal(first.uuid)
@@ -152,15 +145,15 @@ describe('ActionQueue', function () {
     await q.start()
     await q.submit(ticket('192.0.2.3', -1), refs('fw'))
     await q.submit(ticket('192.0.2.4', 3600, {jail: 'web'}), refs('fw'))
-    await until(() => fw.count('ban') === 2, 'both bans')
+    await until('both bans', () => fw.count('ban') === 2)
     expect(q.active().map((b) => [b.id, b.left])).to.deep.include(['192.0.2.3', -1])
     expect(await q.unban('192.0.2.3', 'web')).to.equal(0)
     expect(await q.unban('192.0.2.3')).to.equal(1)
-    await until(() => fw.count('unban', '192.0.2.3') === 1, 'the manual unban')
+    await until('the manual unban', () => fw.count('unban', '192.0.2.3') === 1)
     expect(lines.some((l) => l.endsWith('NOTICE [sshd] Unban 192.0.2.3'))).to.equal(true)
     expect(lines.some((l) => l.includes('INFO [sshd] 192.0.2.3: unbanned by request'))).to.equal(true)
     expect(await q.unban({all: true})).to.equal(1)
-    await until(() => fw.count('unban', '192.0.2.4') === 1, 'unban all')
+    await until('unban all', () => fw.count('unban', '192.0.2.4') === 1)
     expect(q.active()).to.deep.equal([])
   })
 
@@ -170,7 +163,7 @@ describe('ActionQueue', function () {
     const {q, lines} = track(setup([fw], Store.memory(), {backoff: {min: 0.05, max: 0.2}}))
     await q.start()
     await q.submit(ticket('192.0.2.5', 3600), refs('fw'))
-    await until(() => fw.count('ban') === 1, 'the ban after two failures')
+    await until('the ban after two failures', () => fw.count('ban') === 1)
     const errs = lines.filter((l) => l.includes(' ERROR '))
     expect(errs).to.have.length(2)
     expect(errs[0]).to.contain('[sshd] action "fw" failed to ban 192.0.2.5 (attempt 1, retrying in 50 ms): firewall said no')
@@ -186,7 +179,7 @@ describe('ActionQueue', function () {
     const {q, lines} = track(setup([fw, mail]))
     await q.start()
     await q.submit(ticket('alice', 0.2, {isAddress: false}), [...refs('fw', 'mail', 'nosuch')])
-    await until(() => q.active().length === 0, 'the ban to end')
+    await until('the ban to end', () => q.active().length === 0)
     await q.idle()
     expect(fw.ops.map((o) => o.op)).to.deep.equal(['unban'])
     expect(mail.ops.map((o) => o.op)).to.deep.equal(['ban'])
@@ -203,10 +196,10 @@ describe('ActionQueue', function () {
     await q.submit(a, refs('fw'))
     await q.submit(b, refs('fw'))
     expect(q.active()).to.have.length(2)
-    await until(() => fw.count('unban') === 1, 'the shared unban')
+    await until('the shared unban', () => fw.count('unban') === 1)
     expect(fw.count('ban')).to.equal(1)
     expect(fw.ops[1]!.at).to.be.at.least(b.time + 2)
-    await until(() => q.active().length === 0, 'both bans to end')
+    await until('both bans to end', () => q.active().length === 0)
   })
 
   it('after a restart re-applies active bans without unbanning them, and runs overdue unbans at once', async () => {
@@ -220,18 +213,18 @@ describe('ActionQueue', function () {
     await one.q.submit(short, refs('fw', 'mail'))
     await one.q.submit(ticket('192.0.2.8', 3600), refs('fw', 'mail'))
     await one.q.submit(ticket('192.0.2.9', -1), refs('fw'))
-    await until(() => fw.count('ban') === 3 && mail.count('ban') === 2, 'the first bans')
+    await until('the first bans', () => fw.count('ban') === 3 && mail.count('ban') === 2)
     await one.q.stop()
     expect(fw.stopped).to.equal(1)
     await s.close()
-    await until(() => now() > short.time + 2, 'the short ban to be overdue')
+    await until('the short ban to be overdue', () => now() > short.time + 2)
 
     const fw2 = new Recorder('fw')
     const mail2 = new Recorder('mail', {reversible: false})
     s = await Store.open(dir)
     const two = track(setup([fw2, mail2], s))
     await two.q.start()
-    await until(() => fw2.ops.length === 3, 'the restart work')
+    await until('the restart work', () => fw2.ops.length === 3)
     await two.q.idle()
     expect(fw2.ops.filter((o) => o.op === 'ban').map((o) => o.id).sort()).to.deep.equal(['192.0.2.8', '192.0.2.9'])
     expect(fw2.ops.filter((o) => o.op === 'unban').map((o) => o.id)).to.deep.equal(['192.0.2.7'])
@@ -250,10 +243,10 @@ describe('ActionQueue', function () {
     const {q, lines} = track(setup([fw], Store.memory(), {backoff: {min: 0.05, max: 0.05}}))
     await q.start()
     await q.submit(ticket('192.0.2.10', 0.4), refs('fw'))
-    await until(() => lines.some((l) => l.includes('failed to unban 192.0.2.10')), 'a failed unban attempt')
+    await until('a failed unban attempt', () => lines.some((l) => l.includes('failed to unban 192.0.2.10')))
     const banAttempts = lines.filter((l) => l.includes('failed to ban 192.0.2.10')).length
     fw.failures = 0
-    await until(() => fw.count('unban') === 1, 'the unban')
+    await until('the unban', () => fw.count('unban') === 1)
     await q.idle()
     expect(banAttempts).to.be.greaterThan(1)
     expect(lines.filter((l) => l.includes('failed to ban 192.0.2.10'))).to.have.length(banAttempts)
@@ -279,11 +272,11 @@ describe('ActionQueue', function () {
     await q.start()
     const base = now()
     for (let i = 1; i <= 3000; i++) await q.submit(ticket('192.0.2.21', 3600 + i, {time: base}), refs('fw'))
-    await until(() => fw.count('ban') === 1, 'the ban')
+    await until('the ban', () => fw.count('ban') === 1)
     expect(q.active()[0]!.until).to.equal(base + 6600)
     expect(q.metrics().queued).to.equal(1)
     expect(await q.unban('192.0.2.21')).to.equal(1)
-    await until(() => fw.count('unban') === 1, 'the unban')
+    await until('the unban', () => fw.count('unban') === 1)
     await q.idle()
     expect(fw.ops.map((o) => o.op)).to.deep.equal(['ban', 'unban'])
   })
@@ -296,14 +289,14 @@ describe('ActionQueue', function () {
     await one.q.start()
     const t = ticket('192.0.2.22', 2)
     await one.q.submit(t, refs('mail'))
-    await until(() => mail.count('ban') === 1, 'the ban mail')
+    await until('the ban mail', () => mail.count('ban') === 1)
     await one.q.stop()
     await s.close()
     const mail2 = new Recorder('mail', {reapply: false})
     s = await Store.open(dir)
     const two = track(setup([mail2], s))
     await two.q.start()
-    await until(() => mail2.count('unban') === 1, 'the unban mail')
+    await until('the unban mail', () => mail2.count('unban') === 1)
     expect(mail2.ops.map((o) => o.op)).to.deep.equal(['unban'])
     expect(mail2.ops[0]!.at).to.be.at.least(t.time + 2)
     await two.q.stop()
@@ -317,12 +310,12 @@ describe('ActionQueue', function () {
     await q.start()
     expect(lines.some((l) => l.includes('ERROR action "fw": cannot start: chain missing (retried with its first job)'))).to.equal(true)
     await q.submit(ticket('192.0.2.23', 3600), refs('fw'))
-    await until(() => fw.count('ban') === 1, 'the ban once the runner started')
+    await until('the ban once the runner started', () => fw.count('ban') === 1)
     expect(fw.started).to.equal(1)
     expect(lines.some((l) => l.includes('failed to ban 192.0.2.23 (attempt 1, retrying in 50 ms): chain missing'))).to.equal(true)
     fw.hang = true
     await q.submit(ticket('192.0.2.24', 3600), refs('fw'))
-    await until(() => q.metrics().running === 1, 'the hanging job')
+    await until('the hanging job', () => q.metrics().running === 1)
     await q.stop(200)
     expect(lines.some((l) => l.includes('WARNING action queue: 1 job(s) still running at shutdown'))).to.equal(true)
     expect(fw.stopped).to.equal(1)

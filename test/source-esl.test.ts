@@ -3,7 +3,8 @@ import net from 'node:net'
 import type {EslSource} from '../src/engine/config/model.js'
 import {createEslSource, EslParser, type EslFrame, type EslLogSource} from '../src/engine/sources/esl.js'
 import type {LogRecord} from '../src/engine/types.js'
-import {sourceContext, waitFor} from './support/wait.js'
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 /**
  * An event socket server following FreeSWITCH's documented inbound protocol: auth/request
@@ -84,7 +85,7 @@ async function setup(serverPassword: string, clientPassword: string, log: string
   const fs = new FakeFreeswitch(serverPassword)
   await fs.listen()
   cleanup.push(() => fs.stop())
-  const src = createEslSource(eslCfg(fs.port, clientPassword), sourceContext(log))
+  const src = createEslSource(eslCfg(fs.port, clientPassword), context(log))
   cleanup.push(() => src.stop())
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))

@@ -14,6 +14,7 @@ import {parseWorkerLine, RecordMarks} from '../src/engine/sources/eventlog-worke
 import {MemoryPositionStore, type SourceContext} from '../src/engine/sources/source.js'
 import {RECORD_FIELDS, type LogRecord} from '../src/engine/types.js'
 import {repoRoot, tempTree} from './support/files.js'
+import {waitFor as until} from './support/wait.js'
 
 const FIXTURES = path.join(repoRoot, 'test', 'support', 'eventlog-standin.fixtures')
 const STANDIN = path.join(repoRoot, 'test', 'support', 'eventlog-standin.mjs')
@@ -28,14 +29,6 @@ function localCfg(over: Partial<EventLogLocalSource> = {}): EventLogLocalSource 
   return {
     name: 'windows-events', origin: {file: 'test', line: 1}, spec: 'eventlog:', implicit: false, kind: 'eventlog', protocol: 'local',
     host: '', port: 0, mode: 'auto', poll: 1, maxAge: 0, render: true, ...over,
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
   }
 }
 

@@ -8,6 +8,7 @@ import {createFileSource, filePositionKey, type FileSourceOptions} from '../src/
 import {MemoryPositionStore, type FilePosition, type Source, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
+import {waitFor} from './support/wait.js'
 
 function fileCfg(p: string, over: Partial<FileSource> = {}): FileSource {
   return {
@@ -18,14 +19,6 @@ function fileCfg(p: string, over: Partial<FileSource> = {}): FileSource {
 
 /** Short intervals so rotations are handled quickly (the logic is the same as with the defaults). */
 const FAST: FileSourceOptions = {pollMs: 100, rescanMs: 200, saveMs: 200, graceMs: 1000}
-
-async function waitFor(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 const running: Source[] = []
 const children: ChildProcess[] = []

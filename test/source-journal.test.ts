@@ -10,6 +10,7 @@ import {createJournalSource, formatJournalEntry, journalctlArgs, journalPosition
 import {MemoryPositionStore, type Source, type SourceContext} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {repoRoot, tempTree} from './support/files.js'
+import {waitFor} from './support/wait.js'
 
 /**
  * The recorded stream: `journalctl -o json` output (one JSON object per line, all values strings,
@@ -76,14 +77,6 @@ process.on('SIGTERM', () => process.exit(0))
 
 function journalCfg(match: string[][] = [['_SYSTEMD_UNIT=ssh.service'], ['_COMM=sshd']]): JournalSource {
   return {name: 'journal:sshd', origin: {file: 'jail.conf', line: 1}, spec: 'systemd', implicit: true, kind: 'journal', match}
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 /** A directory with the fake journalctl and a journal holding `initial` entries of the fixture. */

@@ -7,7 +7,8 @@ import {Backoff, DropCounter} from '../src/engine/sources/backoff.js'
 import {createNetSource, type NetLineSource} from '../src/engine/sources/net.js'
 import {newStats} from '../src/engine/sources/source.js'
 import type {LogRecord} from '../src/engine/types.js'
-import {sourceContext, waitFor} from './support/wait.js'
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 function netCfg(protocol: 'tcp' | 'udp', port: number, extra: Partial<NetSource> = {}): NetSource {
   return {
@@ -37,7 +38,7 @@ async function server(port = 0): Promise<{srv: net.Server; conns: net.Socket[]; 
 }
 
 async function startSource(cfg: NetSource, log: string[] = []): Promise<{src: NetLineSource; records: LogRecord[]}> {
-  const src = createNetSource(cfg, sourceContext(log), {retryMs: 50})
+  const src = createNetSource(cfg, context(log), {retryMs: 50})
   cleanup.push(() => src.stop())
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))

@@ -2,10 +2,12 @@ import {expect} from 'chai'
 import fs from 'node:fs'
 import path from 'node:path'
 import type {ProcessSource} from '../src/engine/config/model.js'
-import {createProcessSource, expandVars, processCommand, splitArgs, type ProcessLineSource} from '../src/engine/sources/process.js'
+import {splitLuaArgs} from '../src/engine/actions/argv.js'
+import {createProcessSource, expandVars, processCommand, type ProcessLineSource} from '../src/engine/sources/process.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-import {sourceContext, waitFor} from './support/wait.js'
+import {context} from './support/sources.js'
+import {alive, waitFor} from './support/wait.js'
 
 function procCfg(command: string, extra: Partial<ProcessSource> = {}): ProcessSource {
   return {kind: 'process', name: 'proc', origin: {file: 't', line: 1}, spec: `process:${command}`, implicit: false, command, restart: 0.05, maxLine: 4096, monitor: ['stdout'], ...extra}
@@ -17,31 +19,23 @@ afterEach(async () => {
 })
 
 async function start(cfg: ProcessSource, log: string[] = []): Promise<{src: ProcessLineSource; records: LogRecord[]}> {
-  const src = createProcessSource(cfg, sourceContext(log))
+  const src = createProcessSource(cfg, context(log))
   running.push(src)
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))
   return {src, records}
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 describe('process source: command lines', () => {
   it('splits command strings as lua-spylog does (quotes, "" escapes, name="value", tail after newline)', () => {
-    expect(splitArgs('tshark -i eth0  -l')).to.deep.equal({args: ['tshark', '-i', 'eth0', '-l']})
-    expect(splitArgs('"C:\\Program Files\\Wireshark\\tshark.exe" -Y "sip.Method == ""REGISTER"""')).to.deep.equal({
+    expect(splitLuaArgs('tshark -i eth0  -l')).to.deep.equal({args: ['tshark', '-i', 'eth0', '-l']})
+    expect(splitLuaArgs('"C:\\Program Files\\Wireshark\\tshark.exe" -Y "sip.Method == ""REGISTER"""')).to.deep.equal({
       args: ['C:\\Program Files\\Wireshark\\tshark.exe', '-Y', 'sip.Method == "REGISTER"'],
     })
-    expect(splitArgs('prog filter="a b" x=1')).to.deep.equal({args: ['prog', 'filter=a b', 'x=1']})
-    expect(splitArgs('prog a\nignored rest')).to.deep.equal({args: ['prog', 'a'], tail: 'ignored rest'})
-    expect(splitArgs('')).to.deep.equal({args: []})
+    expect(splitLuaArgs('prog filter="a b" x=1')).to.deep.equal({args: ['prog', 'filter=a b', 'x=1']})
+    expect(splitLuaArgs('prog a\nignored rest')).to.deep.equal({args: ['prog', 'a'], tail: 'ignored rest'})
+    expect(splitLuaArgs('')).to.deep.equal({args: []})
+    expect(splitLuaArgs('prog "a"b x"y"z\tw')).to.deep.equal({args: ['prog', 'ab', 'xyz\tw']})
   })
 
   it('builds argv and environment: args string or list, env inherit + set with %VAR%/$VAR/${VAR}', () => {

@@ -10,7 +10,8 @@ import {createSyslogSource, type SyslogReceiver} from '../src/engine/sources/sys
 import {parseSyslog, SyslogFramer, syslogFields} from '../src/engine/sources/syslog-parse.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-import {sourceContext, waitFor} from './support/wait.js'
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 function syslogCfg(protocol: 'udp' | 'tcp', port = 0, host = '127.0.0.1'): SyslogSource {
   return {kind: 'syslog', name: 'sys', origin: {file: 'test', line: 1}, spec: `syslog:${protocol}://${host}:${port}`, implicit: false, protocol, host, port}
@@ -22,7 +23,7 @@ afterEach(async () => {
 })
 
 async function started(protocol: 'udp' | 'tcp', log: string[] = []): Promise<{src: SyslogReceiver; records: LogRecord[]; port: number}> {
-  const src = createSyslogSource(syslogCfg(protocol), sourceContext(log))
+  const src = createSyslogSource(syslogCfg(protocol), context(log))
   running.push(src)
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))
@@ -220,7 +221,7 @@ describe('syslog source robustness', () => {
     await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()))
     const port = blocker.address().port
     const log: string[] = []
-    const src = createSyslogSource(syslogCfg('udp', port), sourceContext(log), {retryMs: 50})
+    const src = createSyslogSource(syslogCfg('udp', port), context(log), {retryMs: 50})
     running.push(src)
     const records: LogRecord[] = []
     await src.start((r) => records.push(r))
@@ -238,7 +239,7 @@ describe('syslog source robustness', () => {
 
   it('survives hostile TCP input: oversized, NUL, invalid UTF-8; warns once while dropping', async () => {
     const log: string[] = []
-    const src = createSyslogSource(syslogCfg('tcp'), sourceContext(log), {maxMessage: 100})
+    const src = createSyslogSource(syslogCfg('tcp'), context(log), {maxMessage: 100})
     running.push(src)
     const records: LogRecord[] = []
     await src.start((r) => records.push(r))
@@ -261,7 +262,7 @@ describe('syslog source robustness', () => {
 
   it('refuses TCP peers beyond maxConnections, counted with one warning', async () => {
     const log: string[] = []
-    const src = createSyslogSource(syslogCfg('tcp'), sourceContext(log), {maxConnections: 2})
+    const src = createSyslogSource(syslogCfg('tcp'), context(log), {maxConnections: 2})
     running.push(src)
     await src.start(() => {})
     // The server takes connections from its backlog in order: the third one is over the limit.
@@ -284,7 +285,7 @@ describe('syslog source robustness', () => {
   })
 
   it('disconnects TCP peers that stay silent for idleMs, delivering what they sent', async () => {
-    const src = createSyslogSource(syslogCfg('tcp'), sourceContext(), {idleMs: 200})
+    const src = createSyslogSource(syslogCfg('tcp'), context(), {idleMs: 200})
     running.push(src)
     const records: LogRecord[] = []
     await src.start((r) => records.push(r))

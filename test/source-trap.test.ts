@@ -6,7 +6,8 @@ import type {EventLogSource, TrapSource} from '../src/engine/config/model.js'
 import {createTrapSource, eventSourceOfOid, type TrapReceiver} from '../src/engine/sources/trap.js'
 import type {LogRecord} from '../src/engine/types.js'
 import {tempTree} from './support/files.js'
-import {sourceContext, waitFor} from './support/wait.js'
+import {context} from './support/sources.js'
+import {waitFor} from './support/wait.js'
 
 const running: TrapReceiver[] = []
 afterEach(async () => {
@@ -16,7 +17,7 @@ afterEach(async () => {
 async function start(kind: 'trap' | 'eventlog', community?: string[], log: string[] = []): Promise<{src: TrapReceiver; records: LogRecord[]; port: number}> {
   const base = {name: kind, origin: {file: 't', line: 1}, spec: `${kind}:udp://127.0.0.1:0`, implicit: false, protocol: 'udp' as const, host: '127.0.0.1', port: 0}
   const cfg: TrapSource | EventLogSource = kind === 'trap' ? {...base, kind, ...(community ? {community} : {})} : {...base, kind}
-  const src = createTrapSource(cfg, sourceContext(log))
+  const src = createTrapSource(cfg, context(log))
   running.push(src)
   const records: LogRecord[] = []
   await src.start((r) => records.push(r))

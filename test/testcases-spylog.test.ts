@@ -1,7 +1,5 @@
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import {runTestcases} from '../src/engine/testcases/harness.js'
 import {luaConfigProvider} from '../src/engine/testcases/spylog.js'

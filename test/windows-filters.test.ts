@@ -10,6 +10,7 @@ import {channelQueries, createEventLogSource, matchesEventSelectors, parseSystem
 import {MemoryPositionStore} from '../src/engine/sources/source.js'
 import {RECORD_FIELDS, type LogRecord} from '../src/engine/types.js'
 import {repoRoot, tempTree} from './support/files.js'
+import {waitFor as until} from './support/wait.js'
 
 const STANDIN = path.join(repoRoot, 'test', 'support', 'eventlog-standin.mjs')
 const FIXTURES = path.join(repoRoot, 'test', 'support', 'eventlog-standin.fixtures')
@@ -52,14 +53,6 @@ function channelOf(file: string): string {
 }
 function ridOf(e: Entry): number {
   return e.rid ?? Number(/<EventRecordID>(\d+)<\/EventRecordID>/.exec(fs.readFileSync(path.join(FIXTURES, e.file), 'utf8'))![1])
-}
-
-async function until(what: string, cond: () => boolean, ms = 60000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 describe('Windows filters on the recorded events, through the event-log source', () => {

@@ -24,6 +24,7 @@ import {SinkLogger} from '../src/engine/log/logger.js'
 import type {Ticket} from '../src/engine/types.js'
 import {FakeWindowsFirewall, type FakeState} from './fixtures/windows-firewall/fake-firewall.js'
 import {repoRoot, tempTree} from './support/files.js'
+import {waitFor as until} from './support/wait.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'windows-firewall')
@@ -118,14 +119,6 @@ class GatedShell implements Shell {
   }
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
-
 describe('Windows Firewall: address checks', () => {
   it('accepts literal addresses and networks in canonical form', () => {
     expect(checkEntry('203.0.113.5')).to.deep.equal({text: '203.0.113.5', family: 'v4'})
@@ -216,16 +209,16 @@ describe('Windows Firewall action (PowerShell backend, fake firewall)', () => {
     const {runner} = harness({fw, flushInterval: interval})
     ;(runner as unknown as {access: {shell: Shell}}).access.shell = gated
     const starting = runner.start()
-    await until(() => gated.held === 1, 'the start-up read')
+    await until('the start-up read', () => gated.held === 1)
     gated.release()
     await starting
     const first = ban(runner, '203.0.113.1') // first ban after idle: written at once
-    await until(() => gated.held === 2, 'the first write')
+    await until('the first write', () => gated.held === 2)
     const burst = v4s(299).map((a) => ban(runner, a))
     const written = Date.now()
     gated.release()
     await first
-    await until(() => gated.held === 3, 'the second write')
+    await until('the second write', () => gated.held === 3)
     const second = Date.now()
     gated.release()
     await Promise.all(burst)

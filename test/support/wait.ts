@@ -1,19 +1,28 @@
-/** Waiting in tests: poll a condition with a deadline (never a fixed sleep), and a source context. */
-import {memorySink, SinkLogger} from '../../src/engine/log/logger.js'
-import {MemoryPositionStore, type SourceContext} from '../../src/engine/sources/source.js'
+/**
+ * Waiting in tests: poll a condition with a generous deadline (the machine may be loaded), never
+ * sleep a fixed time and hope.
+ */
 
-/** Resolves with `f()`'s first value that is neither undefined nor false; rejects after `ms` naming `what`. */
-export async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
+/**
+ * Polls `cond` until it returns something other than undefined or false, and resolves with it;
+ * rejects naming `what` after `ms` milliseconds (default 60 s).
+ */
+export async function waitFor<T>(what: string, cond: () => T | undefined | false, ms = 60_000): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
-    const v = f()
+    const v = cond()
     if (v !== undefined && v !== false) return v
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
 
-/** A source context logging into `lines`, with positions in memory. */
-export function sourceContext(lines: string[] = []): SourceContext {
-  return {log: new SinkLogger('debug', [memorySink(lines)]), positions: new MemoryPositionStore()}
+/** Whether process `pid` still exists (to wait for it to die: `waitFor('…', () => !alive(pid))`). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -15,6 +15,11 @@
  *   CommandLineToArgvW rule; `C:\dir\x.exe` stays as written, `\"` is a quote);
  * - `""` or `''` alone is an empty element.
  *
+ * With `quoting: 'posix'` (fail2ban's `ignorecommand`, written for a shell) backslashes and
+ * double quotes follow a POSIX shell instead: a backslash outside quotes makes the next character
+ * literal (`e\ f` is `e f`), inside `"…"` it escapes only `"`, `\`, `$` and a backquote, and `""`
+ * inside double quotes is an empty pair of quotes, not a literal `"`. Nothing is expanded either.
+ *
  * `splitScript` also cuts a fail2ban command (several lines, `cmd1 && cmd2`, `cmd1; cmd2`) into
  * commands run one after the other, and reports shell syntax that would need a shell (pipes,
  * redirections, `$…`, backquotes, `||`, `&`) as an error instead of running something else.
@@ -42,9 +47,29 @@ export interface ScriptCommand {
 const BLANK = new Set([' ', '\t'])
 const TAG_AT = /<[A-Za-z_][A-Za-z0-9_./-]*>/y
 
+/** Which backslash and double-quote rules apply: Windows' (the default) or a POSIX shell's. */
+export type Quoting = 'windows' | 'posix'
+
 interface Options {
   /** Split commands at unquoted new lines, `&&` and `;`, and refuse other shell syntax. */
   readonly script: boolean
+  readonly posix: boolean
+}
+
+/** Characters a backslash escapes inside POSIX double quotes. */
+const POSIX_DQ_ESCAPES = '"\\$`'
+
+/**
+ * A run of backslashes at `i`, read by Windows' rule: before a `"`, 2n backslashes give n and
+ * leave the quote its meaning, 2n+1 give n and a literal quote (consumed); elsewhere they are
+ * literal. Returns the text and the index after what was consumed.
+ */
+function backslashes(line: string, i: number): {text: string; next: number} {
+  let j = i
+  while (j < line.length && line[j] === '\\') j++
+  const count = j - i
+  if (line[j] !== '"') return {text: '\\'.repeat(count), next: j}
+  return count % 2 === 1 ? {text: '\\'.repeat(count >> 1) + '"', next: j + 1} : {text: '\\'.repeat(count >> 1), next: j}
 }
 
 function split(line: string, o: Options): ScriptCommand[] {
@@ -90,22 +115,18 @@ function split(line: string, o: Options): ScriptCommand[] {
       i++
       continue
     }
-    if (c === '\\') {
-      let j = i
-      while (j < n && line[j] === '\\') j++
-      const count = j - i
-      if (line[j] === '"') {
-        cur += '\\'.repeat(count >> 1)
-        inWord = true
-        if (count % 2 === 1) {
-          cur += '"'
-          i = j + 1
-        } else i = j
-        continue
-      }
-      cur += '\\'.repeat(count)
+    if (c === '\\' && o.posix) {
+      // the next character is literal (a trailing backslash stays)
+      cur += i + 1 < n ? line[i + 1] : c
       inWord = true
-      i = j
+      i += 2
+      continue
+    }
+    if (c === '\\') {
+      const r = backslashes(line, i)
+      cur += r.text
+      inWord = true
+      i = r.next
       continue
     }
     if (c === '"') {
@@ -114,6 +135,16 @@ function split(line: string, o: Options): ScriptCommand[] {
       for (;;) {
         if (i >= n) throw new ArgvError('unterminated "quote"', i)
         const d = line[i]!
+        if (o.posix) {
+          if (d === '"') {
+            i++
+            break
+          }
+          if (d === '\\' && i + 1 < n && POSIX_DQ_ESCAPES.includes(line[i + 1]!)) i++
+          cur += line[i]
+          i++
+          continue
+        }
         if (d === '"') {
           if (line[i + 1] === '"') {
             cur += '"'
@@ -124,19 +155,9 @@ function split(line: string, o: Options): ScriptCommand[] {
           break
         }
         if (d === '\\') {
-          let j = i
-          while (j < n && line[j] === '\\') j++
-          const count = j - i
-          if (line[j] === '"') {
-            cur += '\\'.repeat(count >> 1)
-            if (count % 2 === 1) {
-              cur += '"'
-              i = j + 1
-            } else i = j
-            continue
-          }
-          cur += '\\'.repeat(count)
-          i = j
+          const r = backslashes(line, i)
+          cur += r.text
+          i = r.next
           continue
         }
         cur += d
@@ -186,9 +207,12 @@ function split(line: string, o: Options): ScriptCommand[] {
   return commands
 }
 
-/** Splits one command line into argv elements (new lines are blanks). */
-export function splitCommandLine(line: string): string[] {
-  const cmds = split(line, {script: false})
+/**
+ * Splits one command line into argv elements (new lines are blanks); throws ArgvError on an
+ * unterminated quote. `quoting` picks Windows' backslash rules (default) or a POSIX shell's.
+ */
+export function splitCommandLine(line: string, quoting: Quoting = 'windows'): string[] {
+  const cmds = split(line, {script: false, posix: quoting === 'posix'})
   return cmds.length === 0 ? [] : cmds[0]!.argv
 }
 
@@ -197,10 +221,87 @@ export function splitCommandLine(line: string): string[] {
  * on shell syntax it cannot run without a shell.
  */
 export function splitScript(script: string): ScriptCommand[] {
-  return split(script, {script: true})
+  return split(script, {script: true, posix: false})
 }
 
 /** Quotes argv elements back into one line (for logs and `--dry-run`): the inverse of splitCommandLine. */
 export function joinCommandLine(argv: readonly string[]): string {
   return argv.map((a) => (a !== '' && !/[\s"'\\]/.test(a) ? a : `"${a.replace(/(\\*)"/g, (_m, b: string) => b + b + '\\"').replace(/(\\+)$/, '$1$1')}"`)).join(' ')
+}
+
+/** Options of splitLuaArgs. */
+export interface LuaArgsOptions {
+  /**
+   * Tabs, carriage returns and new lines outside quotes separate arguments as spaces do, and
+   * nothing is left over (the texts of the notifying built-ins: a mail body may be written over
+   * several lines). Without it, as in lua-spylog, only spaces separate and a new line outside
+   * quotes ends the arguments.
+   */
+  readonly multiline?: boolean
+}
+
+/**
+ * Splits an argument string as lua-spylog's `Args.split` does (the process source's command,
+ * the argument strings of `@spylog.actions.*` modules): fields separated by spaces (empty fields
+ * dropped); a field in double quotes may contain spaces and new lines, `""` inside it is one
+ * quote; `name="value with spaces"` is the one argument `name=value with spaces`; text glued to
+ * a quote continues the argument. Backslashes are ordinary characters. Splitting stops at a new
+ * line outside quotes: what follows is returned as `tail` (unused; callers warn about it), unless
+ * `multiline` is set. Never throws: an unterminated quote runs to the end of the text.
+ */
+export function splitLuaArgs(s: string, o: LuaArgsOptions = {}): {args: string[]; tail?: string} {
+  const multiline = o.multiline === true
+  const args: string[] = []
+  let i = 0
+  const n = s.length
+  const blank = (c: string): boolean => c === ' ' || (multiline && (c === '\t' || c === '\n' || c === '\r'))
+  const quoted = (): string => {
+    // at the opening quote
+    i++
+    let out = ''
+    for (;;) {
+      if (i >= n) return out
+      const c = s[i]!
+      if (c === '"') {
+        if (s[i + 1] === '"') {
+          out += '"'
+          i += 2
+          continue
+        }
+        i++
+        return out
+      }
+      out += c
+      i++
+    }
+  }
+  const bare = (stopAtEq: boolean): string => {
+    const start = i
+    while (i < n && !blank(s[i]!) && s[i] !== '\n' && s[i] !== '"' && !(stopAtEq && s[i] === '=')) i++
+    return s.slice(start, i)
+  }
+  while (i < n) {
+    const c = s[i]!
+    if (blank(c)) {
+      i++
+      continue
+    }
+    if (c === '\n') {
+      const tail = s.slice(i + 1)
+      return tail === '' ? {args} : {args, tail}
+    }
+    let field: string
+    if (c === '"') field = quoted()
+    else {
+      field = bare(true)
+      if (s[i] === '=') {
+        i++
+        field += '=' + (s[i] === '"' ? quoted() : bare(false))
+      }
+    }
+    // Text glued to a quote (before or after it) continues the same argument.
+    while (i < n && !blank(s[i]!) && s[i] !== '\n') field += s[i] === '"' ? quoted() : bare(false)
+    if (field !== '' || c === '"') args.push(field)
+  }
+  return {args}
 }

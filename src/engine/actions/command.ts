@@ -18,15 +18,20 @@
  * A command that does not exit within `options.timeout` milliseconds (default 60 000) is killed
  * with its whole process tree; a non-zero exit status fails the job with the end of its stderr.
  */
-import {spawn} from 'node:child_process'
 import type {ActionCommand, ActionConfig, ExternalActionCommand, ParamValue} from '../config/model.js'
 import {ConfigError} from '../fail2ban/errors.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from './action.js'
 import {ArgvError, joinCommandLine, splitCommandLine, splitScript, type ScriptCommand} from './argv.js'
+import {execArgv, type ExecResult} from './exec.js'
 import {expandParams, paramText, substitute, TagValues} from './tags.js'
 
 const DEFAULT_TIMEOUT_MS = 60_000
 const TAIL_BYTES = 2048
+
+/** Output on one line, for an error message. */
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim()
+}
 
 /** Whether an action comes from a fail2ban action.d file (shell-style commands, lower-case tags). */
 export function isFail2banAction(cfg: ActionConfig): boolean {
@@ -83,76 +88,6 @@ function compile(cfg: ActionConfig, op: ActionOp, cmd: ExternalActionCommand): T
   }
   const timeoutMs = timeoutOf(cmd.options, timeoutOf(cfg.options, DEFAULT_TIMEOUT_MS, cfg), cfg)
   return {commands, fail2ban, unique: cmd.unique ?? cfg.unique, timeoutMs}
-}
-
-/** Result of one process run. */
-export interface RunResult {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
-  readonly timedOut: boolean
-}
-
-function tail(chunks: Buffer[], size: number): string {
-  const b = Buffer.concat(chunks)
-  const t = b.length > size ? b.subarray(b.length - size) : b
-  return t.toString('utf8').replace(/\s+/g, ' ').trim()
-}
-
-/** Kills a process and everything it started. */
-function killTree(pid: number): void {
-  if (process.platform === 'win32') {
-    spawn('taskkill', ['/pid', String(pid), '/T', '/F'], {stdio: 'ignore', windowsHide: true}).on('error', () => undefined)
-    return
-  }
-  try {
-    process.kill(-pid, 'SIGKILL') // the process group (spawned detached)
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/**
- * Runs `argv` without a shell, killing its process tree after `timeoutMs`. Rejects only when the
- * program cannot be started.
- */
-export function runProgram(argv: readonly string[], timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const [program, ...args] = argv as [string, ...string[]]
-    const child = spawn(program, args, {shell: false, windowsHide: true, stdio: ['ignore', 'pipe', 'pipe'], detached: process.platform !== 'win32'})
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    let outLen = 0
-    let errLen = 0
-    const keep = (list: Buffer[], d: Buffer, len: number): number => {
-      list.push(d)
-      len += d.length
-      while (len > TAIL_BYTES * 4 && list.length > 1) len -= list.shift()!.length
-      return len
-    }
-    child.stdout!.on('data', (d: Buffer) => (outLen = keep(out, d, outLen)))
-    child.stderr!.on('data', (d: Buffer) => (errLen = keep(err, d, errLen)))
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      if (child.pid !== undefined) killTree(child.pid)
-    }, timeoutMs)
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      // a grandchild may still hold the group: make sure nothing of it outlives the command
-      if (timedOut && child.pid !== undefined) killTree(child.pid)
-      resolve({code, signal, stdout: tail(out, TAIL_BYTES), stderr: tail(err, TAIL_BYTES), timedOut})
-    })
-  })
 }
 
 /** An ActionRunner running the commands of one command ACTION{} / action.d file. */
@@ -214,16 +149,19 @@ export class CommandRunner implements ActionRunner {
         continue
       }
       if (this.ctx.log.enabled('debug')) this.ctx.log.debug(`${where}: running ${line}`)
-      let r: RunResult
+      let r: ExecResult
       try {
-        r = await runProgram(c.argv, t.timeoutMs)
+        // the process tree is killed on timeout; the end of the output says why a command failed
+        r = await execArgv(c.argv, {timeoutMs: t.timeoutMs, killTree: true, maxOutput: TAIL_BYTES, keep: 'tail'})
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
-        previousFailed = code === 'ENOENT' ? `cannot run "${c.argv[0]}": program not found` : `cannot run "${c.argv[0]}": ${(e as Error).message}`
+        const cause = ((e as Error).cause ?? e) as NodeJS.ErrnoException
+        previousFailed = cause.code === 'ENOENT' ? `cannot run "${c.argv[0]}": program not found` : `cannot run "${c.argv[0]}": ${cause.message}`
         continue
       }
+      const stderr = oneLine(r.stderr)
+      const stdout = oneLine(r.stdout)
       if (r.timedOut) previousFailed = `"${c.argv[0]}" did not finish within ${t.timeoutMs} ms and was killed`
-      else if (r.code !== 0) previousFailed = `"${c.argv[0]}" exited with ${r.code !== null ? `status ${r.code}` : `signal ${r.signal}`}${r.stderr !== '' ? `: ${r.stderr}` : r.stdout !== '' ? `: ${r.stdout}` : ''}`
+      else if (r.code !== 0) previousFailed = `"${c.argv[0]}" exited with ${r.code !== null ? `status ${r.code}` : `signal ${r.signal}`}${stderr !== '' ? `: ${stderr}` : stdout !== '' ? `: ${stdout}` : ''}`
       else previousFailed = undefined
     }
     if (previousFailed !== undefined) throw new ActionError(previousFailed)

@@ -33,7 +33,9 @@
 import {randomUUID} from 'node:crypto'
 import type {ParamValue} from '../config/model.js'
 import {banMessage, type Logger} from '../log/logger.js'
+import {backoffDelay} from '../sources/backoff.js'
 import type {BanHistoryEntry, Store, StoredBan, StoredJob} from '../store/store.js'
+import {quoteLine} from '../text.js'
 import type {Ticket} from '../types.js'
 import {ActionError, type ActionOp, type ActionRunner, type BanRequest} from './action.js'
 
@@ -193,12 +195,6 @@ const REASON_LINE_CHARS = 200
 /** The later of two ends (null: never). */
 function laterEnd(a: number | null, b: number | null): number | null {
   return a === null || b === null ? null : Math.max(a, b)
-}
-
-/** A log line quoted for the reason line: truncated, every control and line-separator character escaped. */
-export function quoteLine(s: string, max = REASON_LINE_CHARS): string {
-  const cut = s.length > max ? s.slice(0, max) + '…' : s
-  return JSON.stringify(cut).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
 }
 
 function errorText(e: unknown): string {
@@ -798,7 +794,7 @@ export class ActionQueue {
       await this.dropJob(j)
       return
     }
-    const delay = Math.min(this.backoff.max, this.backoff.min * 2 ** (j.attempts - 1))
+    const delay = backoffDelay(this.backoff.min, this.backoff.max, j.attempts - 1)
     this.log.error(`${what} (attempt ${j.attempts}, retrying in ${fmtSeconds(delay)}): ${errorText(error)}`)
     j.due = this.clock() + delay
     if (j.op === 'unban') this.unbanJob.set(k, j)
@@ -882,7 +878,7 @@ export function banReason(t: Ticket): string {
   if (t.manual === true) return `[${t.jail}] ${t.id}: banned ${dur} by request`
   const n = t.failures.length
   const lines: string[] = []
-  for (const f of t.failures.slice(-REASON_LINES)) for (const l of f.lines) if (lines.length < REASON_LINES) lines.push(quoteLine(l))
+  for (const f of t.failures.slice(-REASON_LINES)) for (const l of f.lines) if (lines.length < REASON_LINES) lines.push(quoteLine(l, REASON_LINE_CHARS))
   const more = n > REASON_LINES ? ` (last ${REASON_LINES} shown)` : ''
   const prior = t.banCount > 0 ? `, ${t.banCount} earlier ban${t.banCount === 1 ? '' : 's'}` : ''
   return `[${t.jail}] ${t.id}: banned ${dur}, filter ${t.filter}, ${n} failure${n === 1 ? '' : 's'}${prior}${more}${lines.length > 0 ? ': ' + lines.join(' | ') : ''}`

@@ -28,6 +28,7 @@
  * tags again, so a captured `<HOST>` stays literal text.
  */
 import type {ParamValue} from '../config/model.js'
+import {formatLocalTime} from '../log/logger.js'
 import type {Ticket} from '../types.js'
 
 /** Text of a parameter value: lists joined with `,`, tables as JSON. */
@@ -38,13 +39,8 @@ export function paramText(v: ParamValue): string {
   return JSON.stringify(v)
 }
 
-function localDate(seconds: number): string {
-  const d = new Date(seconds * 1000)
-  const p = (n: number): string => String(n).padStart(2, '0')
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
-}
-
-function captureText(v: unknown): string | undefined {
+/** Text of a captured value: strings as they are, numbers and booleans printed, objects as JSON; undefined for nothing (or what JSON cannot write). */
+export function captureText(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined
   if (typeof v === 'string') return v
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v)
@@ -79,7 +75,7 @@ export class TagValues {
       ['PROTOCOL', this.param('protocol') ?? captureText(this.data.protocol) ?? 'any'],
       ['JAIL', ticket.jail],
       ['FILTER', ticket.filter],
-      ['DATE', localDate(ticket.time)],
+      ['DATE', formatLocalTime(ticket.time * 1000)],
       ['BANTIME', String(ticket.bantime)],
       ['UUID', ticket.uuid],
       ['BAN_UUID', ticket.uuid],
@@ -123,10 +119,20 @@ export class TagValues {
 
 const TAG = /<([A-Za-z_][A-Za-z0-9_./-]*)>/g
 
+/**
+ * Replaces every `<tag>` of `text` in one pass by `lookup(name)` (the name without brackets, as
+ * written); a tag without a value stays as written. Inserted values are never scanned for tags.
+ * Every tag substitution of spylog goes through here (command actions, notifying built-ins,
+ * `ignorecommand`).
+ */
+export function replaceTags(text: string, lookup: (name: string) => string | undefined): string {
+  if (!text.includes('<')) return text
+  return text.replace(TAG, (m, name: string) => lookup(name) ?? m)
+}
+
 /** Replaces every `<tag>` of `template` in one pass (unknown tags: empty text). */
 export function substitute(template: string, values: {get(name: string): string | undefined}): string {
-  if (!template.includes('<')) return template
-  return template.replace(TAG, (_m, name: string) => values.get(name) ?? '')
+  return replaceTags(template, (name) => values.get(name) ?? '')
 }
 
 /**

@@ -11,6 +11,7 @@
  */
 
 import type {Source} from '../sources/source.js'
+import {clip} from '../text.js'
 import type {Failure, Ticket} from '../types.js'
 
 /** Version of the wire protocol. A request or response of another version is refused with a clear error. */
@@ -347,7 +348,7 @@ export function validateArgs(cmd: unknown, args: unknown): {cmd: CommandName; ar
 const MAX_TEXT = 4096
 
 function cut(s: string): string {
-  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) + '…' : s
+  return clip(s, MAX_TEXT)
 }
 
 /** A Failure as plain JSON: captures stringified (objects as JSON), long texts cut. */

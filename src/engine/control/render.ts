@@ -8,7 +8,7 @@
 import {Flags, type Command} from '@oclif/core'
 import {Chalk, type ChalkInstance} from 'chalk'
 import Table from 'cli-table3'
-import {formatLogTime} from '../log/logger.js'
+import {formatLocalTime} from '../log/logger.js'
 import {ControlClientError, request, type ExitCode} from './client.js'
 import {resolveControlPaths} from './paths.js'
 import type {
@@ -59,7 +59,7 @@ export function formatSpan(seconds: number): string {
 
 /** Local date and time of a Unix time, to the second. */
 export function formatTime(unixSeconds: number): string {
-  return formatLogTime(unixSeconds * 1000).slice(0, 19)
+  return formatLocalTime(unixSeconds * 1000)
 }
 
 function timeLeft(b: BanInfo): string {

@@ -9,6 +9,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import type {Logger} from '../log/logger.js'
+import {quoteLine} from '../text.js'
 import {resolveControlPaths, isNamedPipe} from './paths.js'
 import {
   ControlError,
@@ -305,7 +306,7 @@ class Connection {
       return this.reply(id, {code: 'version', message: versionMismatch(PROTOCOL_VERSION, r.v)}, true)
     }
     if (!tokenMatches(this.token, r.token)) {
-      const cmd = typeof r.cmd === 'string' ? JSON.stringify(r.cmd.slice(0, 32)) : 'unknown'
+      const cmd = typeof r.cmd === 'string' ? quoteLine(r.cmd, 32) : 'unknown'
       this.refuse(`${r.token === undefined || r.token === '' ? 'no token' : 'wrong token'} (command ${cmd})`)
       return this.reply(id, {code: 'unauthorized', message: 'wrong or missing control token'}, true)
     }

@@ -19,6 +19,7 @@ import {ConfigError} from '../fail2ban/errors.js'
 import {nullLogger, type Logger} from '../log/logger.js'
 import {compileLua} from '../patterns/lua.js'
 import {compilePython} from '../patterns/pyre.js'
+import {quoteLine} from '../text.js'
 import {openGeoip, type GeoipProvider} from './geoip.js'
 import {RangeSet} from './ignore.js'
 
@@ -161,7 +162,7 @@ export function buildCaptureFilter(cfg: CaptureFilterConfig, opts: CaptureFilter
         if (v === undefined) return !allow
         const loc = provider.lookup(v)
         if (loc === undefined) {
-          if (log.enabled('debug')) log.debug(`geoip cfilter: ${JSON.stringify(v.slice(0, 80))} is not an address: failure dropped`)
+          if (log.enabled('debug')) log.debug(`geoip cfilter: ${quoteLine(v, 80)} is not an address: failure dropped`)
           return false
         }
         return countries.has(loc.country) || continents.has(loc.continent) ? allow : !allow

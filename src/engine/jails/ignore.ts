@@ -15,15 +15,18 @@
  * `<fid>`, `<family>`, `<F-NAME>` / captured names) is substituted inside the one argument
  * where it is written, so a hostile id stays one inert argument.
  */
-import {spawn} from 'node:child_process'
 import {lookup} from 'node:dns/promises'
 import fs from 'node:fs'
 import os from 'node:os'
 import ipaddr from 'ipaddr.js'
+import {splitCommandLine} from '../actions/argv.js'
+import {execArgv} from '../actions/exec.js'
+import {replaceTags} from '../actions/tags.js'
 import {canonicalNetwork} from '../config/model.js'
 import type {JailConfig} from '../config/model.js'
 import {nullLogger, type Logger} from '../log/logger.js'
 import {canonicalAddress} from '../net/address.js'
+import {quoteLine} from '../text.js'
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6
 
@@ -187,7 +190,7 @@ export class NeverBan {
     for (const w of opts.whiteIp ?? []) this.fixed.add(w, `WHITE_IP ${w}`)
     for (const w of opts.ignoreIp ?? []) this.fixed.add(w, `ignoreip ${w}`)
     if (opts.ignoreSelf !== false) this.readSelf()
-    this.argv = opts.ignoreCommand !== undefined && opts.ignoreCommand.trim() !== '' ? splitCommandLine(opts.ignoreCommand) : undefined
+    this.argv = opts.ignoreCommand !== undefined && opts.ignoreCommand.trim() !== '' ? splitCommandLine(opts.ignoreCommand, 'posix') : undefined
     if (this.argv !== undefined && this.argv.length === 0) this.argv = undefined
   }
 
@@ -285,42 +288,23 @@ export class NeverBan {
     return ignore
   }
 
-  private run(args: string[], id: string): Promise<boolean> {
+  private async run(args: string[], id: string): Promise<boolean> {
     const where = this.opts.jail !== undefined ? `[${this.opts.jail}] ` : ''
-    return new Promise((resolve) => {
-      let done = false
-      const finish = (v: boolean): void => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        resolve(v)
-      }
-      let child: ReturnType<typeof spawn>
-      try {
-        child = spawn(args[0]!, args.slice(1), {shell: false, stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true})
-      } catch (e) {
-        this.log.error(`${where}ignorecommand ${args[0]}: ${(e as Error).message}`)
-        resolve(false)
-        return
-      }
-      let err = ''
-      child.stderr?.on('data', (d: Buffer) => {
-        if (err.length < 2000) err += d.toString()
-      })
-      const timer = setTimeout(() => {
-        this.log.error(`${where}ignorecommand ${args[0]} for ${id}: no answer within ${this.opts.commandTimeout ?? 10000} ms, killed (not ignored)`)
-        child.kill('SIGKILL')
-        finish(false)
-      }, this.opts.commandTimeout ?? 10000)
-      child.on('error', (e) => {
-        this.log.error(`${where}ignorecommand ${args[0]}: ${e.message}`)
-        finish(false)
-      })
-      child.on('close', (code) => {
-        if (code !== 0 && code !== 1) this.log.warning(`${where}ignorecommand ${args[0]} for ${id} exited with ${code ?? 'a signal'}${err !== '' ? `: ${err.trim().slice(0, 200)}` : ''} (not ignored)`)
-        finish(code === 0)
-      })
-    })
+    const timeoutMs = this.opts.commandTimeout ?? 10000
+    let r
+    try {
+      // killTree: a script's children die with it, so a hung check never outlives its time limit
+      r = await execArgv(args, {timeoutMs, killTree: true, maxOutput: 2000})
+    } catch (e) {
+      this.log.error(`${where}ignorecommand ${args[0]}: ${(((e as Error).cause ?? e) as Error).message}`)
+      return false
+    }
+    if (r.timedOut) {
+      this.log.error(`${where}ignorecommand ${args[0]} for ${id}: no answer within ${timeoutMs} ms, killed (not ignored)`)
+      return false
+    }
+    if (r.code !== 0 && r.code !== 1) this.log.warning(`${where}ignorecommand ${args[0]} for ${id} exited with ${r.code ?? 'a signal'}${r.stderr !== '' ? `: ${r.stderr.trim().slice(0, 200)}` : ''} (not ignored)`)
+    return r.code === 0
   }
 
   private readSelf(): void {
@@ -363,7 +347,7 @@ export class NeverBan {
       for (const item of line.split(/[\s,]+/)) {
         if (set.add(item, `ignoreip file ${file}:${i + 1}`)) continue
         if (/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/.test(item) && !/^[\d.]+$/.test(item)) hosts.push(item)
-        else this.log.warning(`${file}:${i + 1}: not an address, network or host name: ${JSON.stringify(item.slice(0, 80))}`)
+        else this.log.warning(`${file}:${i + 1}: not an address, network or host name: ${quoteLine(item, 80)}`)
       }
     })
     const hostsChanged = (this.fileHosts.get(file) ?? []).join() !== hosts.join()
@@ -381,53 +365,10 @@ export class NeverBan {
   }
 }
 
-/**
- * Splits a command line into argv as a POSIX shell reads words: blanks separate, '…' keeps
- * everything, "…" keeps everything but \" \\ \$ \`, a backslash outside quotes escapes the
- * next character. Nothing is expanded (no variables, globs, substitutions).
- */
-export function splitCommandLine(line: string): string[] {
-  const out: string[] = []
-  let cur = ''
-  let inWord = false
-  let i = 0
-  while (i < line.length) {
-    const c = line[i]!
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) out.push(cur)
-      cur = ''
-      inWord = false
-      i++
-      continue
-    }
-    inWord = true
-    if (c === "'") {
-      const end = line.indexOf("'", i + 1)
-      if (end < 0) throw new Error(`unterminated ' in ${JSON.stringify(line)}`)
-      cur += line.slice(i + 1, end)
-      i = end + 1
-    } else if (c === '"') {
-      i++
-      while (i < line.length && line[i] !== '"') {
-        if (line[i] === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) i++
-        cur += line[i]
-        i++
-      }
-      if (i >= line.length) throw new Error(`unterminated " in ${JSON.stringify(line)}`)
-      i++
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[i + 1]
-      i += 2
-    } else {
-      cur += c
-      i++
-    }
-  }
-  if (inWord) out.push(cur)
-  return out
-}
-
 /** Replaces `<name>` tags (case-insensitive; `<F-NAME>` too) inside one argument. Unknown tags stay. */
 function substituteTags(arg: string, values: Readonly<Record<string, string>>): string {
-  return arg.replace(/<(?:F-)?([A-Za-z_][\w-]*)>/g, (m, name: string) => values[name.toLowerCase()] ?? m)
+  return replaceTags(arg, (name) => {
+    const key = (name.startsWith('F-') ? name.slice(2) : name).toLowerCase()
+    return Object.hasOwn(values, key) ? values[key] : undefined
+  })
 }

@@ -26,6 +26,7 @@ import {canonicalNetwork} from '../config/model.js'
 import {ConfigError} from '../fail2ban/errors.js'
 import type {Logger} from '../log/logger.js'
 import {canonicalAddress} from '../net/address.js'
+import {clip} from '../text.js'
 import type {Failure, Ticket} from '../types.js'
 import {banTimeCalculator} from './bantime.js'
 import {buildCaptureFilters, type CaptureFilter} from './cfilter.js'
@@ -368,7 +369,7 @@ function numberOr(v: unknown, d: number): number {
 /** The failure with lines cut at MAX_LINE characters (the same object when none is longer). */
 function trimFailure(f: Failure): Failure {
   if (f.lines.every((l) => l.length <= MAX_LINE)) return f
-  return {...f, lines: f.lines.map((l) => (l.length <= MAX_LINE ? l : l.slice(0, MAX_LINE) + '…'))}
+  return {...f, lines: f.lines.map((l) => clip(l, MAX_LINE))}
 }
 
 /** Expands `%{name}` / `%{name:fmt}` (lua-spylog var.format; `%%` is a literal `%`) in strings of a parameter value. */

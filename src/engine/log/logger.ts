@@ -26,11 +26,21 @@ export interface Logger {
 
 const RANK: Readonly<Record<LogLevel, number>> = Object.fromEntries(LOG_LEVELS.map((l, i) => [l, i])) as Record<LogLevel, number>
 
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0')
+
+function localSeconds(d: Date): string {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+}
+
 /** `YYYY-MM-DD HH:MM:SS.mmm` in local time (the format fail2ban's date detector reads). */
 export function formatLogTime(ms: number): string {
   const d = new Date(ms)
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0')
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`
+  return `${localSeconds(d)}.${pad(d.getMilliseconds(), 3)}`
+}
+
+/** `YYYY-MM-DD HH:MM:SS` in local time, to the second (tags, tables). */
+export function formatLocalTime(ms: number): string {
+  return localSeconds(new Date(ms))
 }
 
 /** One log line (without newline): `<time> spylog[<pid>]: <LEVEL> <message>`. */

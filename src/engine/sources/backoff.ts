@@ -6,8 +6,18 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
 import type {Logger} from '../log/logger.js'
+import {clip} from '../text.js'
 import type {LogRecord} from '../types.js'
 import {newStats, type RecordSink, type SourceContext, type SourceStats} from './source.js'
+
+/**
+ * The delay before retry number `attempt` (0 for the first): `base`·2^attempt, capped at `max`
+ * (any unit). The exponent stops growing long before 2^1024 would make it Infinity (and 0·Infinity
+ * NaN), and never before `max` is reached.
+ */
+export function backoffDelay(base: number, max: number, attempt: number): number {
+  return Math.min(max, base * 2 ** Math.min(Math.max(0, attempt), 1000))
+}
 
 /**
  * Exponential back-off: `base`, 2·base, 4·base … capped at `max` (milliseconds). `reset()` after
@@ -20,9 +30,17 @@ export class Backoff {
     readonly max: number = Math.max(base, 300_000),
   ) {}
 
+  /**
+   * The back-off of a configured restart/reconnect delay in seconds: that delay first (at least
+   * 50 ms), doubling up to 5 minutes (or the delay itself when longer).
+   */
+  static fromSeconds(seconds: number): Backoff {
+    return new Backoff(Math.max(50, seconds * 1000))
+  }
+
   /** The delay before the next attempt (and counts the attempt). */
   next(): number {
-    const d = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, 20))
+    const d = backoffDelay(this.base, this.max, this.attempt)
     this.attempt++
     return d
   }
@@ -65,7 +83,7 @@ export class DropCounter {
     this.lastDrop = now
     this.since = n
     // The reason may quote hostile input (a community string): keep the line short.
-    if (reason.length > 200) reason = reason.slice(0, 200) + '…'
+    reason = clip(reason, 200)
     this.log.warning(`${this.label} dropping input: ${reason}${before > 0 ? ` (${before} dropped in the previous spell)` : ''}; further drops are counted without warning`)
   }
 }

@@ -18,6 +18,7 @@
 import net from 'node:net'
 import {TextDecoder} from 'node:util'
 import type {EslSource} from '../config/model.js'
+import {quoteLine} from '../text.js'
 import {RECORD_FIELDS} from '../types.js'
 import {Backoff, ManagedSource} from './backoff.js'
 import type {Source, SourceContext} from './source.js'
@@ -80,7 +81,7 @@ export class EslParser {
       pos = end + 2
       const cl = headers['Content-Length']
       if (cl !== undefined) {
-        if (!/^\d{1,10}$/.test(cl) || Number(cl) > MAX_BODY) return this.fail(`bad Content-Length ${JSON.stringify(cl.slice(0, 20))}`)
+        if (!/^\d{1,10}$/.test(cl) || Number(cl) > MAX_BODY) return this.fail(`bad Content-Length ${quoteLine(cl, 20)}`)
         const n = Number(cl)
         if (n > 0) {
           this.pending = headers
@@ -123,8 +124,7 @@ export class EslLogSource extends ManagedSource implements Source {
     ctx: SourceContext,
     opts: EslOptions = {},
   ) {
-    const base = Math.max(50, cfg.reconnect * 1000)
-    super(cfg.name, ctx, new Backoff(base, Math.max(base, 300_000)))
+    super(cfg.name, ctx, Backoff.fromSeconds(cfg.reconnect))
     this.handshakeMs = opts.handshakeMs ?? 30_000
   }
 

@@ -20,6 +20,7 @@ import type {EventLogLocalSource, EventSelector} from '../config/model.js'
 import {PACKAGE_ROOT} from '../fsutil.js'
 import {RECORD_FIELDS, type LogRecord} from '../types.js'
 import {newStats, type RecordSink, type Source, type SourceContext, type SourceStats} from './source.js'
+import {backoffDelay} from './backoff.js'
 import {RecordMarks, WorkerProcess, type WorkerChannel, type WorkerConfig, type WorkerMessage} from './eventlog-worker.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ class EventLogSourceImpl implements Source {
         if (!hello && this.cfg.mode === 'auto' && this.failures >= 3) return this.startPolling(`the worker failed ${this.failures} times before it started (${reason})`)
         this.stats.errors++
         const b = this.opts.backoff ?? {first: 1000, max: 60000}
-        const delay = Math.min(b.max, b.first * 2 ** Math.min(this.failures - 1, 16))
+        const delay = backoffDelay(b.first, b.max, this.failures - 1)
         this.fail(`${reason}; restarting in ${Math.round(delay / 100) / 10} s`, 'retrying')
         this.restartTimer = setTimeout(() => this.startWorker(), delay)
       },

@@ -20,7 +20,9 @@
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import type {JournalSource} from '../config/model.js'
+import {quoteLine} from '../text.js'
 import {RECORD_FIELDS, type LogRecord} from '../types.js'
+import {Backoff} from './backoff.js'
 import {LineSplitter} from './lines.js'
 import {newStats, type RecordSink, type Source, type SourceContext, type SourceStats} from './source.js'
 
@@ -154,13 +156,11 @@ class JournalSourceImpl implements Source {
   private savedCursor: string | undefined
   private loaded = false
   private stopping = false
-  private delay: number
   private restartTimer: NodeJS.Timeout | undefined
   private saveTimer: NodeJS.Timeout | undefined
   private stderrTail = ''
   private readonly exe: string
-  private readonly minDelay: number
-  private readonly maxDelay: number
+  private readonly backoff: Backoff
   private readonly saveMs: number
   private readonly maxEntry: number
 
@@ -171,11 +171,10 @@ class JournalSourceImpl implements Source {
   ) {
     this.name = cfg.name
     this.exe = opts.journalctl ?? 'journalctl'
-    this.minDelay = opts.restartMinMs ?? 1000
-    this.maxDelay = opts.restartMaxMs ?? 60_000
+    const first = opts.restartMinMs ?? 1000
+    this.backoff = new Backoff(first, Math.max(first, opts.restartMaxMs ?? 60_000))
     this.saveMs = opts.saveMs ?? 5000
     this.maxEntry = opts.maxEntry ?? 4 << 20
-    this.delay = this.minDelay
   }
 
   async start(sink: RecordSink): Promise<void> {
@@ -269,7 +268,7 @@ class JournalSourceImpl implements Source {
       entry = undefined
     }
     if (entry === undefined) {
-      this.problem(`not a journal entry from ${this.exe}: ${JSON.stringify(line.slice(0, 120))}`)
+      this.problem(`not a journal entry from ${this.exe}: ${quoteLine(line, 120)}`)
       return
     }
     const now = Date.now() / 1000
@@ -279,7 +278,7 @@ class JournalSourceImpl implements Source {
     this.stats.records++
     this.stats.lastRecord = now
     // Output flows: the next restart starts with the short delay again.
-    this.delay = this.minDelay
+    this.backoff.reset()
     try {
       this.sink(rec)
     } catch (e) {
@@ -296,10 +295,9 @@ class JournalSourceImpl implements Source {
   /** journalctl ended or could not start: retry with back-off, continuing after the last entry. */
   private exited(message: string): void {
     if (this.stopping) return
-    this.problem(`${message}; retrying in ${Math.round(this.delay / 1000)} s`)
+    const wait = this.backoff.next()
+    this.problem(`${message}; retrying in ${Math.round(wait / 1000)} s`)
     this.stats.state = 'retrying'
-    const wait = this.delay
-    this.delay = Math.min(this.delay * 2, this.maxDelay)
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined
       if (!this.stopping) void this.spawn()

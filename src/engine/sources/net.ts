@@ -38,8 +38,7 @@ export class NetLineSource extends ManagedSource implements Source {
     ctx: SourceContext,
     opts: NetOptions = {},
   ) {
-    const base = cfg.protocol === 'tcp' ? Math.max(50, cfg.reconnect * 1000) : (opts.retryMs ?? 1000)
-    super(cfg.name, ctx, new Backoff(base, Math.max(base, 300_000)))
+    super(cfg.name, ctx, cfg.protocol === 'tcp' ? Backoff.fromSeconds(cfg.reconnect) : new Backoff(opts.retryMs ?? 1000))
     this.splitter = new LineSplitter({eol: cfg.eol, maxLine: cfg.maxLine}, (line) => this.line(line))
   }
 

@@ -3,7 +3,7 @@
  * e.g. `tshark` printing one line per SIP request).
  *
  * - The program is started without a shell (argv, `shell: false`): with `args` undefined, the
- *   command string is split like lua-spylog's `Args.split_command` (see splitArgs); with `args`
+ *   command string is split like lua-spylog's `Args.split_command` (splitLuaArgs in actions/argv.ts); with `args`
  *   a string, that string is split the same way; with a list, it is used as is.
  * - `monitor` selects stdout, stderr or both (each stream has its own line buffer); streams not
  *   monitored are discarded so the program never blocks on a full pipe.
@@ -17,72 +17,12 @@
  * Fields: `pid` and `stream` (`stdout`/`stderr`).
  */
 import {type ChildProcess, spawn} from 'node:child_process'
+import {splitLuaArgs} from '../actions/argv.js'
 import type {ProcessSource} from '../config/model.js'
 import {RECORD_FIELDS} from '../types.js'
 import {Backoff, errorText, ManagedSource, PermanentError} from './backoff.js'
 import {DEFAULT_EOL, LineSplitter} from './lines.js'
 import type {Source, SourceContext} from './source.js'
-
-/**
- * Splits an argument string as lua-spylog's `Args.split` does: fields separated by single
- * spaces (empty fields dropped); a field in double quotes may contain spaces, `""` inside it is
- * one quote; `name="value with spaces"` keeps `name=value with spaces` as one argument. Splitting
- * stops at a newline: what follows is returned as `tail` (unused, spylog warns about it).
- */
-export function splitArgs(s: string): {args: string[]; tail?: string} {
-  const args: string[] = []
-  let i = 0
-  const n = s.length
-  const quoted = (): string => {
-    // at the opening quote
-    i++
-    let out = ''
-    for (;;) {
-      if (i >= n) return out
-      const c = s[i]!
-      if (c === '"') {
-        if (s[i + 1] === '"') {
-          out += '"'
-          i += 2
-          continue
-        }
-        i++
-        return out
-      }
-      out += c
-      i++
-    }
-  }
-  const bare = (stopAtEq: boolean): string => {
-    const start = i
-    while (i < n && s[i] !== ' ' && s[i] !== '\n' && s[i] !== '"' && !(stopAtEq && s[i] === '=')) i++
-    return s.slice(start, i)
-  }
-  while (i < n) {
-    const c = s[i]!
-    if (c === '\n') {
-      const tail = s.slice(i + 1)
-      return tail === '' ? {args} : {args, tail}
-    }
-    if (c === ' ') {
-      i++
-      continue
-    }
-    if (c === '"') {
-      args.push(quoted())
-      continue
-    }
-    let field = bare(true)
-    if (s[i] === '=') {
-      i++
-      field += '=' + (s[i] === '"' ? quoted() : bare(false))
-    }
-    // Text glued to a closing quote or a stray quote continues the same argument.
-    while (i < n && s[i] === '"') field += quoted()
-    if (field !== '') args.push(field)
-  }
-  return {args}
-}
 
 /** Expands `%NAME%`, `${NAME}` and `$NAME` from `env` (unknown names expand to nothing). */
 export function expandVars(value: string, env: NodeJS.ProcessEnv): string {
@@ -104,13 +44,13 @@ export function processCommand(cfg: Pick<ProcessSource, 'command' | 'args' | 'en
   let args: string[]
   let unused: string | undefined
   if (cfg.args === undefined) {
-    const r = splitArgs(cfg.command)
+    const r = splitLuaArgs(cfg.command)
     file = r.args[0] ?? ''
     args = r.args.slice(1)
     unused = r.tail
   } else if (typeof cfg.args === 'string') {
     file = cfg.command
-    const r = splitArgs(cfg.args)
+    const r = splitLuaArgs(cfg.args)
     args = r.args
     unused = r.tail
   } else {
@@ -148,8 +88,7 @@ export class ProcessLineSource extends ManagedSource implements Source {
     ctx: SourceContext,
     opts: ProcessOptions = {},
   ) {
-    const base = Math.max(50, cfg.restart * 1000)
-    super(cfg.name, ctx, new Backoff(base, Math.max(base, 300_000)))
+    super(cfg.name, ctx, Backoff.fromSeconds(cfg.restart))
     this.cmd = processCommand(cfg)
     this.killMs = opts.killMs ?? 5000
   }

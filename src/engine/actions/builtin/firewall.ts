@@ -9,7 +9,7 @@ import {readFileSync} from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
-import {describeExit, execArgv, ExecStartError, type ExecResult} from './exec.js'
+import {describeExit, execArgv, ExecStartError, type ExecResult} from '../exec.js'
 
 /** An address or network to ban, in the form firewalls take. */
 export interface BanTarget {

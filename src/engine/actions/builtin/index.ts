@@ -11,7 +11,7 @@
  */
 import type {ActionConfig, BuiltinActionKind} from '../../config/model.js'
 import {ActionError, type ActionContext, type ActionFactory, type ActionRunner} from '../action.js'
-import {findProgram} from './exec.js'
+import {findProgram} from '../exec.js'
 import {optionText, where} from './firewall.js'
 import {IpsetRunner} from './ipset.js'
 import {IptablesRunner} from './iptables.js'

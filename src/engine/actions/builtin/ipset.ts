@@ -7,7 +7,7 @@
  */
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
-import {describeExit} from './exec.js'
+import {describeExit} from '../exec.js'
 import type {BanTarget, FirewallEntry, RuleSpec} from './firewall.js'
 import {inputChain, type IptablesOptions, iptablesMatches, iptablesOptions, iptablesTarget, XtablesRunner} from './iptables.js'
 

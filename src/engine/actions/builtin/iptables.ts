@@ -8,7 +8,7 @@
  */
 import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
-import {describeExit} from './exec.js'
+import {describeExit} from '../exec.js'
 import {type BanTarget, type FirewallEntry, FirewallRunner, type FirewallOptions, firewallOptions, optionText, paramText, type RuleSpec, ruleSpec} from './firewall.js'
 
 export interface IptablesOptions extends FirewallOptions {

@@ -11,7 +11,8 @@ import {type ActionConfig, LOG_LEVELS, type LogLevel} from '../../config/model.j
 import {formatLogLine} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
 import {optionText, where} from './firewall.js'
-import {applyTags, handles, jobTags, splitArgs} from './tags.js'
+import {splitLuaArgs} from '../argv.js'
+import {applyTags, handles, jobTags} from './tags.js'
 
 /** The log runner; see the module comment. */
 export class LogRunner implements ActionRunner {
@@ -42,7 +43,7 @@ export class LogRunner implements ActionRunner {
   message(op: ActionOp, req: BanRequest): string {
     const args = this.cfg[op]?.kind === 'module' ? this.cfg[op].args : undefined
     const t = req.ticket
-    if (args !== undefined && args.trim() !== '') return applyTags(splitArgs(args).join(' '), jobTags(op, req))
+    if (args !== undefined && args.trim() !== '') return applyTags(splitLuaArgs(args, {multiline: true}).args.join(' '), jobTags(op, req))
     const time = t.bantime < 0 ? 'permanent' : `bantime ${t.bantime}s`
     return `${this.name}: ${op} ${t.id} (jail ${t.jail}, filter ${t.filter}, ${t.failures.length} failure${t.failures.length === 1 ? '' : 's'}, ${time})`
   }

@@ -26,7 +26,8 @@ import type {ActionConfig, ParamValue} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import {ActionError, type ActionContext, type ActionOp, type ActionRunner, type BanRequest} from '../action.js'
 import {optionNumber, paramText, where} from './firewall.js'
-import {applyTags, handles, jobTags, splitArgs} from './tags.js'
+import {splitLuaArgs} from '../argv.js'
+import {applyTags, handles, jobTags} from './tags.js'
 
 /** A mailbox: address and optional display name. */
 export interface Mailbox {
@@ -171,7 +172,7 @@ export class MailRunner implements ActionRunner {
     const dest = paramText(p.dest)
     if (dest !== undefined) to = named(mailboxes(dest, 'parameters.dest', at), paramText(p.destname))
     const cmd = this.cfg[op]
-    const args = cmd?.kind === 'module' && cmd.args !== undefined ? splitArgs(cmd.args) : []
+    const args = cmd?.kind === 'module' && cmd.args !== undefined ? splitLuaArgs(cmd.args, {multiline: true}).args : []
     const subjectT = paramText(p.fullsubj) ?? args[0]
     const bodyT = paramText(p.fullmsg) ?? args[1]
     const subject = subjectT !== undefined ? applyTags(subjectT, tags) : this.defaultSubject(op, req)

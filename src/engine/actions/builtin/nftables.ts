@@ -9,7 +9,7 @@
  */
 import type {ActionConfig} from '../../config/model.js'
 import {ActionError, type ActionContext} from '../action.js'
-import {describeExit} from './exec.js'
+import {describeExit} from '../exec.js'
 import {type BanTarget, type FirewallEntry, FirewallRunner, type FirewallOptions, firewallOptions, optionText, type RuleSpec, ruleSpec, where} from './firewall.js'
 
 /** Longest element timeout written (nft and the kernel take more, but no ban needs more: spylog's unban job lifts longer ones). */

@@ -1,62 +1,22 @@
 /**
  * Texts of the notifying built-ins (mail subject and body, log line): the module's argument
  * string (`{'@spylog.actions.mail', [["subject <HOST>" "body…"]]}`) split as lua-spylog splits
- * it, and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
+ * it (splitLuaArgs of ../argv.ts; tabs and new lines also separate), and `<TAG>`s filled in from the ticket and the job's parameters. The result is only ever
  * a message text: it never reaches a command line.
  */
-import type {ActionConfig, ParamValue} from '../../config/model.js'
+import type {ActionConfig} from '../../config/model.js'
 import {formatLogTime} from '../../log/logger.js'
 import type {ActionOp, BanRequest} from '../action.js'
-
-/**
- * Splits an argument string the lua-spylog way: words separated by spaces, `"quoted words"`
- * (a doubled `""` is a quote inside) and `name=value` / `name="quoted value"` words.
- */
-export function splitArgs(text: string): string[] {
-  const out: string[] = []
-  let i = 0
-  const n = text.length
-  while (i < n) {
-    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++
-    if (i >= n) break
-    let word = ''
-    while (i < n && text[i] !== ' ' && text[i] !== '\t' && text[i] !== '\n' && text[i] !== '\r') {
-      if (text[i] === '"') {
-        i++
-        for (;;) {
-          if (i >= n) break
-          if (text[i] === '"') {
-            if (text[i + 1] === '"') {
-              word += '"'
-              i += 2
-              continue
-            }
-            i++
-            break
-          }
-          word += text[i++]
-        }
-      } else word += text[i++]
-    }
-    out.push(word)
-  }
-  return out
-}
-
-function paramString(v: ParamValue): string {
-  if (Array.isArray(v)) return v.map(paramString).join(',')
-  if (typeof v === 'object') return JSON.stringify(v)
-  return String(v)
-}
+import {captureText, paramText, replaceTags} from '../tags.js'
 
 /** The tag values of one job (names in lower case). */
 export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
   const t = req.ticket
   const tags = new Map<string, string>()
-  for (const [k, v] of Object.entries(req.params)) tags.set(k.toLowerCase(), paramString(v))
+  for (const [k, v] of Object.entries(req.params)) tags.set(k.toLowerCase(), paramText(v))
   for (const [k, v] of Object.entries(t.data)) {
-    if (v === undefined || v === null) continue
-    tags.set(k.toLowerCase(), typeof v === 'object' ? JSON.stringify(v) : String(v))
+    const text = captureText(v)
+    if (text !== undefined) tags.set(k.toLowerCase(), text)
   }
   const lines = t.failures.flatMap((f) => f.lines)
   const ip = t.isAddress ? t.id : (t.failures.find((f) => f.ip !== undefined)?.ip ?? '')
@@ -72,7 +32,7 @@ export function jobTags(op: ActionOp, req: BanRequest): Map<string, string> {
 
 /** Replaces each `<name>` whose name (any case) has a value; other `<…>` text stays as written. */
 export function applyTags(text: string, tags: ReadonlyMap<string, string>): string {
-  return text.replace(/<([A-Za-z_][\w-]*)>/g, (m, name: string) => tags.get(name.toLowerCase()) ?? m)
+  return replaceTags(text, (name) => tags.get(name.toLowerCase()))
 }
 
 /**

@@ -6,7 +6,8 @@
  * source text. Tests replace the Shell with a fake that records the calls and keeps its own model
  * of the firewall.
  */
-import {spawn} from 'node:child_process'
+import {clip} from '../../text.js'
+import {execArgv, ExecStartError} from '../exec.js'
 import {MAX_COMMAND_LINE} from './rules.js'
 
 /** What one process returned. `code` is null when it was killed (timeout, signal). */
@@ -31,39 +32,16 @@ export interface Shell {
 /** Output kept per stream; firewall listings of thousands of rules fit comfortably. */
 const MAX_OUTPUT = 64 << 20
 
-/** The real shell: child_process.spawn with `shell: false`, stdin fed and closed, output collected. */
+/** The real shell: execArgv (`shell: false`), stdin fed and closed, output collected; rejects with the spawn error when the program cannot start. */
 export class ProcessShell implements Shell {
-  run(file: string, args: readonly string[], opts: ShellRunOptions = {}): Promise<ShellResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(file, [...args], {shell: false, windowsHide: true, stdio: ['pipe', 'pipe', 'pipe']})
-      const out: Buffer[] = []
-      const err: Buffer[] = []
-      let outLen = 0
-      let errLen = 0
-      let timer: NodeJS.Timeout | undefined
-      if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
-        timer = setTimeout(() => child.kill(), opts.timeoutMs)
-      }
-      child.stdout.on('data', (b: Buffer) => {
-        if (outLen < MAX_OUTPUT) out.push(b)
-        outLen += b.length
-      })
-      child.stderr.on('data', (b: Buffer) => {
-        if (errLen < MAX_OUTPUT) err.push(b)
-        errLen += b.length
-      })
-      child.on('error', (e) => {
-        if (timer !== undefined) clearTimeout(timer)
-        reject(e)
-      })
-      child.on('close', (code) => {
-        if (timer !== undefined) clearTimeout(timer)
-        resolve({code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
-      })
-      // A child that exits before reading its input makes the pipe fail with EPIPE: not our error.
-      child.stdin.on('error', () => {})
-      child.stdin.end(opts.input ?? '')
-    })
+  async run(file: string, args: readonly string[], opts: ShellRunOptions = {}): Promise<ShellResult> {
+    const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : Infinity
+    try {
+      const r = await execArgv([file, ...args], {input: opts.input ?? '', timeoutMs, maxOutput: MAX_OUTPUT})
+      return {code: r.code, stdout: r.stdout, stderr: r.stderr}
+    } catch (e) {
+      throw e instanceof ExecStartError && e.cause !== undefined ? e.cause : e
+    }
   }
 }
 
@@ -125,7 +103,7 @@ export function decodePowershellArgs(args: readonly string[]): string | undefine
 export function firstLine(s: string): string {
   for (const l of s.split(/\r?\n/)) {
     const t = l.trim()
-    if (t !== '') return t.length > 300 ? t.slice(0, 300) + '…' : t
+    if (t !== '') return clip(t, 300)
   }
   return ''
 }

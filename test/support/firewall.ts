@@ -1,0 +1,18 @@
+/** Shared pieces of the Linux firewall action tests (nftables, ipset, iptables). */
+import {randomUUID} from 'node:crypto'
+import type {ActionConfig, ParamValue} from '../../src/engine/config/model.js'
+import type {Ticket} from '../../src/engine/types.js'
+
+/** A rejected connection: refused, or unreachable when the reject already hit IPv6 neighbour discovery. */
+export const refused = (r: string): boolean => r === 'ECONNREFUSED' || r === 'EHOSTUNREACH'
+
+/** A ban ticket of address `id` in `jail`, starting now. */
+export function ticket(id: string, bantime: number, jail = 'sshd'): Ticket {
+  return {uuid: randomUUID(), jail, filter: 'sshd', id, isAddress: true, time: Date.now() / 1000, bantime, banCount: 0, data: {}, failures: []}
+}
+
+/** A maker of the configuration of a built-in firewall action named `name` with backend `variant`. */
+export function firewallConfig(name: string, variant: 'nftables' | 'ipset' | 'iptables') {
+  return (options: Record<string, ParamValue>, parameters: Record<string, ParamValue> = {}, features: string[] = []): ActionConfig =>
+    ({name, origin: {file: 'test', line: 0}, parameters, options, builtin: {kind: 'firewall', variant, features}})
+}
