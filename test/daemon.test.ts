@@ -13,6 +13,7 @@ import {createActionRunner} from '../src/engine/actions/factory.js'
 import {WindowsFirewallRunner} from '../src/engine/actions/windows/firewall.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
 import {repoRoot, tempTree} from './support/files.js'
+import {waitFor as until} from './support/wait.js'
 
 const RECORDER = `import fs from 'node:fs'
 fs.appendFileSync(process.argv[2], JSON.stringify(process.argv.slice(3)) + '\\n')
@@ -48,15 +49,6 @@ const recorded = (dir: string): string[][] => {
   return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as string[]) : []
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 function fail(dir: string, ip: string, user = 'root', n = 1): void {
   for (let i = 0; i < n; i++) fs.appendFileSync(path.join(dir, 'auth.log'), `sshd[${100 + i}]: Failed password for ${user} from ${ip} port 4711 ssh2\n`)

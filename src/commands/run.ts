@@ -11,7 +11,7 @@ import {parseListenAddress, startMetricsServer, type MetricsServer} from '../eng
 import {Engine, SERVICE_ROLES, type ServiceRole} from '../engine/daemon/engine.js'
 import {replay} from '../engine/daemon/replay.js'
 import {ConfigError} from '../engine/fail2ban/errors.js'
-import {consoleSink, fileSink, SinkLogger, type LogSink} from '../engine/log/logger.js'
+import {consoleSink, fileSink, formatLocalTime, SinkLogger, type LogSink} from '../engine/log/logger.js'
 
 function duration(s: number): string {
   if (s < 0) return 'permanent'
@@ -20,10 +20,9 @@ function duration(s: number): string {
   return `${Math.round(s)}s`
 }
 
+/** Local time of a Unix time in seconds, to the second. */
 function stamp(t: number): string {
-  const d = new Date(t * 1000)
-  const p = (n: number): string => String(n).padStart(2, '0')
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
+  return formatLocalTime(t * 1000)
 }
 
 /** The control socket of a single-service process: the default one with the service name appended. */
