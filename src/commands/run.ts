@@ -1,16 +1,16 @@
 import * as path from 'node:path'
 import {Command, Flags} from '@oclif/core'
+import {CONFIG_FLAGS, configErrorsOf, printConfigErrors} from '../cli/config.js'
 import {Chalk} from 'chalk'
 import Table from 'cli-table3'
 import ora from 'ora'
 import {loadConfigDetailed, type LoadConfigOptions} from '../engine/config/load.js'
-import {ConfigErrors, LOG_LEVELS, type LogLevel, type SpylogConfig} from '../engine/config/model.js'
+import {LOG_LEVELS, type LogLevel, type SpylogConfig} from '../engine/config/model.js'
 import {defaultDataDir, defaultSocketPath} from '../engine/control/paths.js'
 import {startControlServer, type ControlServer} from '../engine/control/server.js'
 import {parseListenAddress, startMetricsServer, type MetricsServer} from '../engine/control/metrics.js'
 import {Engine, SERVICE_ROLES, type ServiceRole} from '../engine/daemon/engine.js'
 import {replay} from '../engine/daemon/replay.js'
-import {ConfigError} from '../engine/fail2ban/errors.js'
 import {consoleSink, fileSink, formatLocalTime, SinkLogger, type LogSink} from '../engine/log/logger.js'
 
 function duration(s: number): string {
@@ -49,8 +49,7 @@ export default class Run extends Command {
   ]
 
   static override flags = {
-    config: Flags.string({description: 'configuration directory (lua-spylog or fail2ban)', helpValue: 'DIR'}),
-    fail2ban: Flags.string({description: 'fail2ban configuration tree (jail.conf, jail.local, jail.d/, filter.d/, action.d/)', helpValue: 'DIR'}),
+    ...CONFIG_FLAGS,
     foreground: Flags.boolean({description: 'log to the console (as well as to the configured log file)'}),
     'dry-run': Flags.boolean({description: 'run everything but the actions; log what they would do'}),
     'from-start': Flags.boolean({description: 'read existing log content from the start (with --dry-run: replay and print the ban timeline)'}),
@@ -73,10 +72,9 @@ export default class Run extends Command {
     try {
       config = loadConfigDetailed(loadOpts).config
     } catch (e) {
-      const errors = e instanceof ConfigErrors ? e.errors : e instanceof ConfigError ? [e] : undefined
+      const errors = configErrorsOf(e)
       if (errors === undefined) throw e
-      for (const x of errors) process.stderr.write(`${ce.red('error')}: ${x.message.replaceAll('\n', '\n  ')}\n`)
-      process.stderr.write(`${ce.red(`${errors.length} configuration error${errors.length === 1 ? '' : 's'}`)}: spylog did not start\n`)
+      printConfigErrors(errors, ce, ': spylog did not start')
       process.exitCode = 2
       return
     }

@@ -1,10 +1,10 @@
 import * as path from 'node:path'
 import {Command, Flags} from '@oclif/core'
+import {CONFIG_FLAGS, configErrorsOf, printConfigErrors} from '../../cli/config.js'
 import {Chalk, type ChalkInstance} from 'chalk'
 import Table from 'cli-table3'
-import {ConfigError} from '../../engine/fail2ban/errors.js'
 import {loadConfigDetailed, type ConfigLocation} from '../../engine/config/load.js'
-import {ConfigErrors, type ActionConfig, type JailConfig, type Origin, type SourceConfig, type SpylogConfig} from '../../engine/config/model.js'
+import {type ActionConfig, type JailConfig, type Origin, type SourceConfig, type SpylogConfig} from '../../engine/config/model.js'
 
 export default class ConfigCheck extends Command {
   static override description = 'Load and validate the configuration, and show what it resolves to.\n\n' +
@@ -23,8 +23,7 @@ export default class ConfigCheck extends Command {
   ]
 
   static override flags = {
-    config: Flags.string({description: 'configuration directory (lua-spylog or fail2ban)', helpValue: 'DIR'}),
-    fail2ban: Flags.string({description: 'fail2ban configuration tree (jail.conf, jail.local, jail.d/, filter.d/, action.d/)', helpValue: 'DIR'}),
+    ...CONFIG_FLAGS,
     json: Flags.boolean({description: 'print the result as JSON'}),
   }
 
@@ -37,7 +36,7 @@ export default class ConfigCheck extends Command {
     try {
       ;({config, locations} = loadConfigDetailed({config: flags.config, fail2ban: flags.fail2ban}))
     } catch (e) {
-      const errors = e instanceof ConfigErrors ? e.errors : e instanceof ConfigError ? [e] : undefined
+      const errors = configErrorsOf(e)
       if (errors === undefined) throw e
       process.exitCode = 2
       if (flags.json) {
@@ -47,8 +46,7 @@ export default class ConfigCheck extends Command {
         }, null, 2))
         return
       }
-      for (const x of errors) process.stderr.write(`${ce.red('error')}: ${x.message.replaceAll('\n', '\n  ')}\n`)
-      process.stderr.write(`${ce.red(`${errors.length} configuration error${errors.length === 1 ? '' : 's'}`)}\n`)
+      printConfigErrors(errors, ce)
       return
     }
     const warnings = config.warnings ?? []
