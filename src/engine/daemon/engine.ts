@@ -334,7 +334,11 @@ export class Engine implements ControlTarget {
     try {
       if (!(await j.jail.admit(t))) return
       j.totalBanned++
-      if (this.ticketLink !== undefined) this.ticketLink.send({t: 'ticket', ticket: t, refs: this.refs(j.cfg, t)})
+      if (this.ticketLink !== undefined) {
+        // The jail service keeps its own ban history (growing ban times) in its store.
+        await this.store.addHistory({id: t.id, jail: t.jail, time: t.time, bantime: t.bantime})
+        this.ticketLink.send({t: 'ticket', ticket: t, refs: this.refs(j.cfg, t)})
+      }
       else await this.queue!.submit(t, this.refs(j.cfg, t))
     } catch (e) {
       this.opts.log.error(`jail ${j.cfg.name}: cannot queue the ban of ${t.id}: ${errorText(e)}`)
