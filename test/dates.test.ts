@@ -647,3 +647,62 @@ describe('dates: differential against fail2ban (corpus sample logs)', function (
     console.log(`      ${compared} (datepattern, line) pairs identical (${timed} with a time); stateful fail2ban selection differs on ${stateful} of ${files.flat().length} lines`)
   })
 })
+
+describe('dates: a later second of the same minute reuses the previous conversion', () => {
+  /** Deterministic PRNG (mulberry32). */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0
+      let t = a
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+  const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+  const p2 = (n: number): string => String(n).padStart(2, '0')
+  /** Line formats: syslog without a year, ISO with a year and a zone, 12-hour clock, time only. */
+  const formats: {name: string; datepattern?: string; line: (d: Date) => string}[] = [
+    {name: 'syslog', line: (d) => `${MON[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} host sshd[1]: x`},
+    {name: 'iso', line: (d) => `${d.toISOString().slice(0, 19)}+0100 host x`},
+    {name: '12-hour', datepattern: '^%b %d %I:%M:%S %p', line: (d) => `${MON[d.getUTCMonth()]} ${p2(d.getUTCDate())} ${p2(d.getUTCHours() % 12 || 12)}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} ${d.getUTCHours() < 12 ? 'AM' : 'PM'} x`},
+    {name: 'time only', datepattern: '^%H:%M:%S', line: (d) => `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} x`},
+  ]
+  const zones = ['UTC', 'Europe/Zurich', 'America/New_York', POSIX_CET]
+  // "now" around a year change, a DST change, and an ordinary day; lines around "now" and a day ahead.
+  const nows = [utc(2024, 12, 31, 22, 58, 30), utc(2024, 3, 31, 0, 59, 10), utc(2025, 10, 26, 0, 30, 0), NOW]
+
+  for (const f of formats) {
+    it(`${f.name}: every line's time equals a fresh conversion's (zones, year/day edges, moving clock)`, () => {
+      const rnd = prng(7)
+      let checked = 0
+      let reused = 0
+      for (const zone of zones) {
+        const timezone = parseTimeZone(zone)
+        for (const start of nows) {
+          let clock = start
+          const now = (): number => clock
+          const dd = new DateDetector(f.datepattern, {timezone, now})
+          const ref = new DateDetector(f.datepattern, {timezone, now})
+          // Walk wall times around "now" (and a day ahead, the last-year threshold) in small steps.
+          let wall = start + (rnd() < 0.5 ? -7200 : 86400 - 7200)
+          for (let n = 0; n < 600; n++) {
+            wall += Math.floor(rnd() * 40) - 5
+            if (rnd() < 0.3) clock += rnd() * 90
+            const line = f.line(new Date(wall * 1000))
+            const h = dd.detect(line)
+            ref.forget()
+            const fresh = ref.detect(line)
+            expect(h, line).to.not.equal(null)
+            expect(h!.time, `${zone} now=${clock} ${line}`).to.equal(fresh!.time)
+            checked++
+            if (h!.time !== undefined) reused++
+          }
+        }
+      }
+      expect(checked).to.equal(zones.length * nows.length * 600)
+      expect(reused).to.be.greaterThan(0)
+    })
+  }
+})

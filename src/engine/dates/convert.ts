@@ -152,6 +152,19 @@ const MIN_WALL = daysFromCivil(1, 1, 1) * 86400
 const MAX_WALL = (daysFromCivil(10000, 1, 1)) * 86400 - 1
 
 /**
+ * How the last `convertFields` call depended on "now" (read by the date detector to reuse a
+ * conversion for a later second of the same minute): `now` is the value it read (NaN when it
+ * read none), `margin` how far (seconds) "now" could move without changing the result's year,
+ * day or last-year/yesterday decision (Infinity without a year or day inferred).
+ */
+export const nowDependence = {now: NaN, margin: Infinity}
+
+/** Seconds from `x` to the nearer of `lo` and `hi` (x between them). */
+function gap(x: number, lo: number, hi: number): number {
+  return Math.min(x - lo, hi - x)
+}
+
+/**
  * Convert the captured fields of one match. `m[i]` is the text of group `i` (undefined when it
  * did not participate). `now` is read only when the year or the day is missing.
  */
@@ -239,11 +252,16 @@ export function convertFields(
   }
 
   let nowWall = NaN
+  const dep = nowDependence
+  dep.now = NaN
+  dep.margin = Infinity
   const assumeYear = Number.isNaN(year)
   if (assumeYear) {
     const t = now()
+    dep.now = t
     nowWall = t + tz.offsetAt(Math.floor(t))
     year = yearOfDays(Math.floor(nowWall / 86400))
+    dep.margin = gap(nowWall, daysFromCivil(year, 1, 1) * 86400, daysFromCivil(year + 1, 1, 1) * 86400)
   }
   if (Number.isNaN(month) || Number.isNaN(day)) {
     if (Number.isNaN(julian) && !Number.isNaN(week) && !Number.isNaN(weekday)) {
@@ -262,9 +280,12 @@ export function convertFields(
   if (assumeToday) {
     if (Number.isNaN(nowWall)) {
       const t = now()
+      dep.now = t
       nowWall = t + tz.offsetAt(Math.floor(t))
     }
-    const md = monthDayOfDays(Math.floor(nowWall / 86400))
+    const today = Math.floor(nowWall / 86400)
+    dep.margin = Math.min(dep.margin, gap(nowWall, today * 86400, (today + 1) * 86400))
+    const md = monthDayOfDays(today)
     month = md >> 5
     day = md & 31
   }
@@ -280,6 +301,8 @@ export function convertFields(
     wall -= tzoff
     if (wall < MIN_WALL || wall > MAX_WALL) return undefined
   }
+  if (assumeToday) dep.margin = Math.min(dep.margin, Math.abs(wall - nowWall))
+  if (assumeYear) dep.margin = Math.min(dep.margin, Math.abs(wall - (nowWall + 86400)))
   if (assumeToday && wall > nowWall) wall -= 86400 // a time after "now" is from yesterday
   if (assumeYear && wall > nowWall + 86400) {
     // More than a day in the future: last year (same month and day, same time of day).

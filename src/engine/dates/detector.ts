@@ -9,7 +9,7 @@
 import {isAscii} from '../patterns/ascii.js'
 import {compilePython, type FirstChars} from '../patterns/pyre.js'
 import {PatternError, type CompiledRegex} from '../patterns/types.js'
-import {convertFields, epochValue, fieldSlots, longEpochValue, tai64nValue, type FieldSlots} from './convert.js'
+import {convertFields, epochValue, Field, fieldSlots, longEpochValue, nowDependence, tai64nValue, type FieldSlots} from './convert.js'
 import {TemplateKind, templatesFor, type TemplateSpec} from './templates.js'
 import {localTimeZone, type TimeZone} from './timezone.js'
 
@@ -47,6 +47,10 @@ interface Slot {
   readonly required: readonly string[]
   /** First characters of an anchored template (a line starting otherwise is skipped), if known. */
   readonly first: FirstChars | undefined
+  /** JS index of the one `%S` group (-1 when none or several): see DateDetector.sameMinute. */
+  readonly second: number
+  /** JS indices of the other groups the conversion reads (fields and `%p`). */
+  readonly others: readonly number[]
 }
 
 const DATE_GROUP = '_spylog_date'
@@ -147,10 +151,17 @@ function compile(t: TemplateSpec): Slot {
     return i
   }
   const g1 = index(date)
+  const fields = fieldSlots(re.groupNames)
+  const seconds: number[] = []
+  const others: number[] = []
+  for (let k = 0; k < fields.slots.length; k += 2) (fields.slots[k + 1] === Field.Second ? seconds : others).push(fields.slots[k]!)
+  if (fields.ampm >= 0) others.push(fields.ampm)
   return {
+    second: seconds.length === 1 ? seconds[0]! : -1,
+    others,
     re,
     kind: t.kind,
-    fields: fieldSlots(re.groupNames),
+    fields,
     g1,
     value: value === undefined ? g1 : index(value),
     tail: tail ? index(TAIL_GROUP) : -1,
@@ -183,6 +194,47 @@ export class DateDetector {
   private lastTemplate = -1
   private lastText = ''
   private lastTime: number | undefined
+  /** The previous conversion's match, its seconds, and "now" dependence (see sameMinute). */
+  private lastMatch: RegExpExecArray | null = null
+  private lastSecond = -1
+  private lastNow = NaN
+  private lastMargin = 0
+
+  /** Forget the previous conversion (the next date is converted from scratch). */
+  forget(): void {
+    this.lastTemplate = -1
+    this.lastText = ''
+    this.lastTime = undefined
+    this.lastMatch = null
+    this.lastSecond = -1
+  }
+
+  /**
+   * Whether `m` (a match of template `s`, the previous conversion's template) differs from the
+   * previous conversion's match only in its seconds, both 0–59, so that its time is the previous
+   * time shifted by the difference. That holds when every other field read is the same text
+   * and the inferred year/day decisions cannot have changed: "now" has moved less than the
+   * previous conversion's margin, with room for a change of the zone offset of "now" itself and
+   * for the minute. Zone offsets are whole minutes (after 1974), so a local minute maps to a UTC
+   * minute (or to none) as a whole.
+   */
+  private sameMinute(s: Slot, m: RegExpExecArray): boolean {
+    const prev = this.lastMatch
+    const lastTime = this.lastTime
+    if (prev === null || lastTime === undefined || this.lastSecond < 0 || s.second < 0) return false
+    if (!(lastTime >= WHOLE_MINUTE_OFFSETS)) return false
+    const v = m[s.second]
+    if (v === undefined || seconds(v) < 0) return false
+    const others = s.others
+    for (let k = 0; k < others.length; k++) if (m[others[k]!] !== prev[others[k]!]) return false
+    if (this.lastMargin !== Infinity) {
+      const last = this.lastNow
+      if (Number.isNaN(last)) return false
+      const moved = Math.abs(this.now() - last)
+      if (!(moved + 3 * 3600 + 60 < this.lastMargin)) return false
+    }
+    return true
+  }
 
   detect(line: string, ascii?: boolean): DateHit | null {
     const slots = this.slots
@@ -210,12 +262,24 @@ export class DateDetector {
         switch (s.kind) {
           case TemplateKind.Pattern:
             // Busy logs repeat the same timestamp on consecutive lines: reuse its conversion.
-            if (i === this.lastTemplate && g1 === this.lastText) time = this.lastTime
-            else {
+            if (i === this.lastTemplate && sameText(g1!, this.lastText)) time = this.lastTime
+            else if (i === this.lastTemplate && this.sameMinute(s, m)) {
+              // Another second of the previous date's minute: the same conversion, shifted.
+              const sec = seconds(m[s.second]!)
+              time = this.lastTime! + (sec - this.lastSecond)
+              this.lastText = g1!
+              this.lastTime = time
+              this.lastMatch = m
+              this.lastSecond = sec
+            } else {
               time = convertFields(m, s.fields, this.tz, this.now)
               this.lastTemplate = i
               this.lastText = g1!
               this.lastTime = time
+              this.lastMatch = m
+              this.lastSecond = s.second >= 0 && m[s.second] !== undefined ? seconds(m[s.second]!) : -1
+              this.lastNow = nowDependence.now
+              this.lastMargin = nowDependence.margin
             }
             break
           case TemplateKind.Epoch: {
@@ -239,6 +303,33 @@ export class DateDetector {
     return null
   }
 }
+
+/**
+ * `a === b` for two date texts, compared from the end (where consecutive dates differ): captures
+ * are slices of their line, and `===` on two slices is a call into the runtime.
+ */
+function sameText(a: string, b: string): boolean {
+  let k = a.length
+  if (k !== b.length) return false
+  while (k-- > 0) if (a.charCodeAt(k) !== b.charCodeAt(k)) return false
+  return true
+}
+
+/** A `%S` capture's value when it is 0–59 (one or two digits), else -1. */
+function seconds(v: string): number {
+  const n = v.length
+  if (n === 0 || n > 2) return -1
+  let x = 0
+  for (let k = 0; k < n; k++) {
+    const c = v.charCodeAt(k) - 48
+    if (c < 0 || c > 9) return -1
+    x = x * 10 + c
+  }
+  return x < 60 ? x : -1
+}
+
+/** Earliest time (Unix seconds) from which every zone's UTC offset is a whole number of minutes. */
+const WHOLE_MINUTE_OFFSETS = 126230400 // 1974-01-01 (Liberia's -0:44:30 ended in 1972)
 
 function hasAny(line: string, lits: readonly string[]): boolean {
   for (let i = 0; i < lits.length; i++) if (line.includes(lits[i]!)) return true
