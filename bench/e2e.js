@@ -26,6 +26,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
+import {table} from './lib.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
@@ -300,16 +301,6 @@ export async function run() {
   return {latency: l, memory: m}
 }
 
-async function table(head, rows) {
-  try {
-    const {default: Table} = await import('cli-table3')
-    const t = new Table({head, style: {head: [], border: []}})
-    for (const r of rows) t.push(r)
-    return t.toString()
-  } catch {
-    return [head, ...rows].map((r) => r.join('\t')).join('\n')
-  }
-}
 
 if (process.argv[2] === '--memory-child') {
   process.stdout.write(JSON.stringify(await memoryChild(Number(process.argv[3]))))

@@ -17,6 +17,7 @@ import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
+import {table} from './lib.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
@@ -135,16 +136,6 @@ function compareRows(a, b) {
 const fmtInt = (n) => (n === undefined ? '-' : Math.round(n).toLocaleString('en-US'))
 const fmtMiB = (kib) => (kib === undefined ? '-' : `${(kib / 1024).toFixed(0)} MiB`)
 
-async function table(head, rows) {
-  try {
-    const {default: Table} = await import('cli-table3')
-    const t = new Table({head, style: {head: [], border: []}})
-    for (const r of rows) t.push(r)
-    return t.toString()
-  } catch {
-    return [head, ...rows].map((r) => r.join('\t')).join('\n')
-  }
-}
 
 // ------------------------------------------------------------------------------------------------
 

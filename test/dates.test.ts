@@ -8,6 +8,7 @@ import {parseDate} from '../src/engine/dates/strptime.js'
 import {BASE_PATTERNS, defaultTemplates, templatesFor} from '../src/engine/dates/templates.js'
 import {fixedZone, localTimeZone, parseTimeZone, resetLocalTimeZone, UTC} from '../src/engine/dates/timezone.js'
 import {zoneOffset} from '../src/engine/dates/convert.js'
+import {prng} from './support/files.js'
 
 /** The harness zone and "now" (SPEC §5.7). */
 const POSIX_CET = 'CET-01CEST-02,M3.5.0,M10.5.0'
@@ -649,17 +650,6 @@ describe('dates: differential against fail2ban (corpus sample logs)', function (
 })
 
 describe('dates: a later second of the same minute reuses the previous conversion', () => {
-  /** Deterministic PRNG (mulberry32). */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0
-      let t = a
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
   const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
   const p2 = (n: number): string => String(n).padStart(2, '0')
   /** Line formats: syslog without a year, ISO with a year and a zone, 12-hour clock, time only. */
