@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {ActionError} from '../src/engine/actions/action.js'
 import {IpsetRunner} from '../src/engine/actions/builtin/ipset.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import {firewallConfig, refused, ticket} from './support/firewall.js'
+import {bansUntilUnban, firewallConfig, refused, ticket} from './support/firewall.js'
 import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
 
 const action = firewallConfig('iptables-ipset', 'ipset')
@@ -91,10 +91,7 @@ describe('ipset + iptables action in a network namespace (real ipset, iptables)'
     expect(rules('iptables')).to.match(/-p tcp -m multiport --dports 22,80 -m set --match-set spylog-tcp-22-80-rej-v4 src -j REJECT/)
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
     const mine = ticket(pair!.attackerIp, 600, 'mine')
-    await runner.run('ban', {ticket: mine, params: {port, protocol: 'tcp'}})
-    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
-    await runner.run('unban', {ticket: mine, params: {port, protocol: 'tcp'}})
-    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await bansUntilUnban(runner, pair!, pair!.victimIp, port, mine, {port, protocol: 'tcp'})
     await runner.run('unban', {ticket: other, params: {port: 'ssh,http', protocol: 'tcp'}})
   })
 

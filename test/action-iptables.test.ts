@@ -3,7 +3,7 @@ import {ActionError} from '../src/engine/actions/action.js'
 import {ruleSpec} from '../src/engine/actions/builtin/firewall.js'
 import {IptablesRunner, iptablesMatches} from '../src/engine/actions/builtin/iptables.js'
 import {memorySink, SinkLogger} from '../src/engine/log/logger.js'
-import {firewallConfig, refused, ticket} from './support/firewall.js'
+import {bansUntilUnban, firewallConfig, refused, ticket} from './support/firewall.js'
 import {hasProgram, NetnsPair, netnsUnavailable} from './support/netns.js'
 
 const action = firewallConfig('iptables-multiport', 'iptables')
@@ -85,10 +85,7 @@ describe('iptables action in a network namespace (real iptables, one rule per ad
     expect(rules('iptables', 'INPUT')).to.match(/-A INPUT -p tcp -m multiport --dports 22 -j spylog-tcp-22-rej/)
     expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
     const mine = ticket(pair!.attackerIp, 600, 'mine')
-    await runner.run('ban', {ticket: mine, params: {port, protocol: 'tcp'}})
-    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.satisfy(refused)
-    await runner.run('unban', {ticket: mine, params: {port, protocol: 'tcp'}})
-    expect(await pair!.connect(pair!.victimIp, port, 10_000)).to.equal('ok')
+    await bansUntilUnban(runner, pair!, pair!.victimIp, port, mine, {port, protocol: 'tcp'})
     await runner.run('unban', {ticket: other, params: {port: 'ssh', protocol: 'tcp'}})
   })
 
