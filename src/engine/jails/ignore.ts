@@ -180,7 +180,10 @@ export class NeverBan {
   private readonly argv: string[] | undefined
   private readonly cmdCache = new Map<string, {until: number; ignore: boolean}>()
   private timer: NodeJS.Timeout | undefined
-  private readonly watched: string[] = []
+  private fileTimer: NodeJS.Timeout | undefined
+  private checking = false
+  /** State of each ignore file when it was last read (undefined: missing). */
+  private readonly fileStats = new Map<string, {mtimeMs: number; size: number; ino: number}>()
   private readonly fileSets = new Map<string, RangeSet>()
   private readonly fileHosts = new Map<string, string[]>()
 
@@ -210,18 +213,37 @@ export class NeverBan {
       this.timer = setInterval(() => void this.refresh(), interval)
       this.timer.unref()
     }
-    for (const f of this.opts.ignoreFiles ?? []) {
-      fs.watchFile(f, {interval: this.opts.fileInterval ?? 5000, persistent: false}, (cur, prev) => {
-        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.readFile(f).then(() => this.rebuildFiles())
-      })
-      this.watched.push(f)
+    // Each file is compared with the state it had when it was last read (not with the previous
+    // poll), so a change made while it was being read is not missed.
+    if ((this.opts.ignoreFiles?.length ?? 0) > 0) {
+      this.fileTimer = setInterval(() => void this.checkFiles(), this.opts.fileInterval ?? 5000)
+      this.fileTimer.unref()
+    }
+  }
+
+  private async checkFiles(): Promise<void> {
+    if (this.checking) return
+    this.checking = true
+    try {
+      for (const f of this.opts.ignoreFiles ?? []) {
+        const st = await fs.promises.stat(f).catch(() => undefined)
+        const seen = this.fileStats.get(f)
+        const same = st === undefined ? seen === undefined : seen !== undefined && st.mtimeMs === seen.mtimeMs && st.size === seen.size && st.ino === seen.ino
+        if (!same) {
+          await this.readFile(f)
+          this.rebuildFiles()
+        }
+      }
+    } finally {
+      this.checking = false
     }
   }
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    for (const f of this.watched.splice(0)) fs.unwatchFile(f)
+    if (this.fileTimer !== undefined) clearInterval(this.fileTimer)
+    this.fileTimer = undefined
   }
 
   /** Re-resolves host names and re-reads own addresses (also run by the refresh timer). */
@@ -333,6 +355,10 @@ export class NeverBan {
     const set = new RangeSet()
     const hosts: string[] = []
     let text: string
+    // The state before the read: a write during the read makes the next check read again.
+    const st = await fs.promises.stat(file).catch(() => undefined)
+    if (st === undefined) this.fileStats.delete(file)
+    else this.fileStats.set(file, {mtimeMs: st.mtimeMs, size: st.size, ino: st.ino})
     try {
       text = await fs.promises.readFile(file, 'utf8')
     } catch (e) {
