@@ -63,13 +63,19 @@ interface GroupSlot {
   readonly kind: 'plain' | 'alt' | 'tuple'
   /** The data key an alt_/tuple_ group fills. */
   readonly target: string
+  /**
+   * Index of the key the group fills in the filter's failure record (FailureKeys): its target's
+   * for failregexes, its own name's for the prefregex (whose groups are all taken as they are);
+   * -1 for the prefregex's `content`. Set once all regexes are compiled.
+   */
+  key: number
 }
 
 /** One multi-line failure id's state (fail2ban keeps these keys inside the data dict). */
 interface MlfEntry {
   at: number
-  /** The merged failure data (public keys only). */
-  data: Data
+  /** The merged failure data (public keys only), as values by key index (FailureKeys). */
+  vals: Values
   users: Set<string> | undefined
   /** `users` sorted, as last reported (shared by the reports until a user is added; frozen). */
   sortedUsers: readonly string[] | undefined
@@ -84,9 +90,9 @@ function slotsOf(re: CompiledRegex): {slots: GroupSlot[]; skipSlots: number[]} {
   const skipSlots: number[] = []
   for (const [name, idx] of re.groupNames) {
     if (name.startsWith('skiplines')) skipSlots.push(idx)
-    else if (name.startsWith('alt_')) slots.push({name, idx, kind: 'alt', target: name.slice(4).replace(/_\d+$/, '')})
-    else if (name.startsWith('tuple_')) slots.push({name, idx, kind: 'tuple', target: name.slice(6).replace(/_\d+$/, '')})
-    else slots.push({name, idx, kind: 'plain', target: name})
+    else if (name.startsWith('alt_')) slots.push({name, idx, kind: 'alt', target: name.slice(4).replace(/_\d+$/, ''), key: -1})
+    else if (name.startsWith('tuple_')) slots.push({name, idx, kind: 'tuple', target: name.slice(6).replace(/_\d+$/, ''), key: -1})
+    else slots.push({name, idx, kind: 'plain', target: name, key: -1})
   }
   // alt_ groups apply after the plain ones; tuple parts in name order.
   slots.sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : 1) : a.kind === 'plain' ? -1 : b.kind === 'plain' ? 1 : 0))
@@ -101,6 +107,122 @@ interface BufferedLine {
 }
 
 type Data = Record<string, unknown>
+
+/**
+ * A failure's data as values by key index: the filter knows every key its groups can fill, so
+ * the hot path fills and merges fixed-length arrays (a dictionary keyed by group names made V8's
+ * stores megamorphic and cost more than the regexes). `undefined`: the key is absent. The
+ * dictionary users see (FilterMatch.data) is built from it when first read.
+ */
+type Values = unknown[]
+
+/** The keys of a filter's failure records, and the indices the code itself reads and writes. */
+class FailureKeys {
+  readonly names: string[] = []
+  private readonly index = new Map<string, number>()
+  readonly mlfid: number
+  readonly mlfforget: number
+  readonly mlfgained: number
+  readonly nofail: number
+  readonly user: number
+  readonly fid: number
+  readonly ip4: number
+  readonly ip6: number
+  readonly dns: number
+  readonly cidr: number
+  readonly ip: number
+  /** A record with every key absent (copied, never written). */
+  readonly blank: readonly unknown[]
+
+  constructor(slotNames: Iterable<string>) {
+    for (const n of slotNames) this.of(n)
+    this.mlfid = this.of('mlfid')
+    this.mlfforget = this.of('mlfforget')
+    this.mlfgained = this.of('mlfgained')
+    this.nofail = this.of('nofail')
+    this.user = this.of('user')
+    this.fid = this.of('fid')
+    this.ip4 = this.of('ip4')
+    this.ip6 = this.of('ip6')
+    this.dns = this.of('dns')
+    this.cidr = this.of('cidr')
+    this.ip = this.of('ip')
+    // Filled by push: a packed array, whose copies are packed too.
+    const blank: unknown[] = []
+    for (let k = 0; k < this.names.length; k++) blank.push(undefined)
+    this.blank = blank
+  }
+
+  of(name: string): number {
+    let i = this.index.get(name)
+    if (i === undefined) {
+      i = this.names.length
+      this.names.push(name)
+      this.index.set(name, i)
+    }
+    return i
+  }
+
+  /**
+   * The order a failregex's data has as a dictionary: the prefregex's keys, the failregex's own,
+   * in the order fail2ban inserts them, then the others (merged data, `ip`).
+   */
+  layout(first: readonly GroupSlot[]): Layout {
+    const idx: number[] = []
+    for (const s of first) if (s.key >= 0 && !idx.includes(s.key)) idx.push(s.key)
+    for (let k = 0; k < this.names.length; k++) if (!idx.includes(k)) idx.push(k)
+    return {idx, names: idx.map((k) => this.names[k]!)}
+  }
+}
+
+/** Key indices in dictionary order, and their names. */
+interface Layout {
+  readonly idx: readonly number[]
+  readonly names: readonly string[]
+}
+
+/** A failregex result; `data` is built from the values when first read. */
+class Fail2banMatch implements FilterMatch {
+  private record: Data | undefined = undefined
+  constructor(
+    public regex: number,
+    public id: string | undefined,
+    public isAddress: boolean,
+    public time: number | undefined,
+    private readonly vals: Values,
+    private readonly layout: Layout,
+    /** The mlfid session's users, sorted (frozen, shared). */
+    private readonly users: readonly string[] | undefined,
+    public lines: string[],
+    public nofail: boolean,
+    public pending: boolean,
+  ) {}
+
+  get data(): Data {
+    let r = this.record
+    if (r === undefined) {
+      r = {}
+      const {idx, names} = this.layout
+      const vals = this.vals
+      for (let k = 0; k < idx.length; k++) {
+        const v = vals[idx[k]!]
+        if (v !== undefined) r[names[k]!] = v
+      }
+      if (this.users !== undefined) r.users = this.users
+      this.record = r
+    }
+    return r
+  }
+
+  set data(d: Data) {
+    this.record = d
+  }
+
+  toJSON(): FilterMatch {
+    const {regex, id, isAddress, time, data, lines, nofail, pending} = this
+    return {regex, id, isAddress, time, data, lines, nofail, pending}
+  }
+}
 
 /** Shared empty array for results that stay empty (never mutated: replaced before adding). */
 const NONE = Object.freeze([]) as unknown as never[]
@@ -139,6 +261,9 @@ export class Fail2banFilter {
   private readonly byFirst: readonly (readonly number[])[]
   private readonly allRegexes: readonly number[]
   private readonly mlfidCache = new Map<string, MlfEntry>()
+  private readonly keys: FailureKeys
+  /** Per failregex: its data's dictionary order. */
+  private readonly layouts: readonly Layout[]
 
   constructor(spec: Fail2banFilterSpec, opts: FilterRuntimeOptions = {}) {
     this.name = spec.name
@@ -164,6 +289,13 @@ export class Fail2banFilter {
         )
       }
     }
+    // The failure record's keys: the prefregex's groups by name (all taken as they are), the
+    // failregexes' by the key they fill.
+    const prefSlots = this.prefregex?.slots ?? []
+    this.keys = new FailureKeys([...prefSlots.filter((x) => x.name !== 'content').map((x) => x.name), ...this.failregex.flatMap((r) => r.slots.map((x) => x.target))])
+    for (const x of prefSlots) x.key = x.name === 'content' ? -1 : this.keys.of(x.name)
+    for (const r of this.failregex) for (const x of r.slots) x.key = this.keys.of(x.target)
+    this.layouts = this.failregex.map((r) => this.keys.layout([...prefSlots, ...r.slots]))
     this.allRegexes = this.failregex.map((_, i) => i)
     const byFirst: number[][] = []
     for (let c = 0; c <= 128; c++) {
@@ -425,71 +557,73 @@ export class Fail2banFilter {
 
   /** Build the failure of one failregex match: data merge, mlfid state, offender id. */
   private failure(index: number, m: RegExpExecArray, fr: FilterRegex, pm: RegExpExecArray | undefined, matched: BufferedLine[] | undefined, raw: string, time: number | undefined): FilterMatch | undefined {
+    const K = this.keys
     // With a multi-line failure id, `mlfforget` is consumed by the merge and never part of the
-    // data: leave it out here rather than delete it later (a delete makes a slow object).
-    // (Exact when only plain groups name them; else decided after the data is built.)
+    // data. (Known here when only plain groups name them; else decided after the data is built.)
     let merging = false
     if (this.hasMlfid && this.mlfidPlain) {
       merging = (fr.mlfid >= 0 && m[fr.mlfid] !== undefined) ||
         (pm !== undefined && this.prefregex!.mlfid >= 0 && pm[this.prefregex!.mlfid] !== undefined)
     }
     let forget: unknown
-    let data: Data = {}
+    let vals: Values = K.blank.slice()
     if (pm !== undefined) {
       // The prefregex groups first; the failregex's own groups override them.
       const slots = this.prefregex!.slots
       for (let k = 0; k < slots.length; k++) {
-        const slot = slots[k]
+        const slot = slots[k]!
         const v = pm[slot.idx]
-        if (v === undefined || slot.name === 'content') continue
-        if (merging && slot.name === 'mlfforget') forget = v
-        else data[slot.name] = v
+        if (v === undefined || slot.key < 0) continue
+        if (merging && slot.key === K.mlfforget) forget = v
+        else vals[slot.key] = v
       }
     }
     const slots = fr.slots
     for (let k = 0; k < slots.length; k++) {
-      const slot = slots[k]
+      const slot = slots[k]!
       const v = m[slot.idx]
       if (v === undefined) continue
+      const key = slot.key
       if (slot.kind === 'plain') {
-        if (merging && slot.name === 'mlfforget') forget = v
-        else data[slot.name] = v
+        if (merging && key === K.mlfforget) forget = v
+        else vals[key] = v
       } else if (slot.kind === 'alt') {
-        if (!truthy(data[slot.target])) data[slot.target] = v
+        if (!truthy(vals[key])) vals[key] = v
       } else {
-        const t = data[slot.target]
+        const t = vals[key]
         if (Array.isArray(t)) t.push(v)
-        else data[slot.target] = [v]
+        else vals[key] = [v]
       }
     }
-    const lines = matched === undefined ? [raw] : matched.length === 1 ? [matched[0].raw] : matched.map((l) => l.raw)
+    const lines = matched === undefined ? [raw] : matched.length === 1 ? [matched[0]!.raw] : matched.map((l) => l.raw)
 
-    let nofail = truthy(data.nofail)
+    let nofail = truthy(vals[K.nofail])
     let entry: MlfEntry | undefined
-    if (this.hasMlfid && !this.mlfidPlain && data.mlfid !== undefined) {
+    if (this.hasMlfid && !this.mlfidPlain && vals[K.mlfid] !== undefined) {
       merging = true
-      if ('mlfforget' in data) {
-        forget = data.mlfforget
-        data = without(data, 'mlfforget')
+      if (vals[K.mlfforget] !== undefined) {
+        forget = vals[K.mlfforget]
+        vals[K.mlfforget] = undefined
       }
     }
     if (merging) {
-      entry = this.mergeMlfid(String(data.mlfid), data, lines, truthy(forget))
-      data = entry.data
-      nofail = truthy(data.nofail)
+      entry = this.mergeMlfid(String(vals[K.mlfid]), vals, lines, truthy(forget))
+      vals = entry.vals
+      nofail = truthy(vals[K.nofail])
     }
 
     // Offender id.
-    const fid = data.fid as string | undefined
+    const fid = vals[K.fid] as string | undefined
     let addr: string | undefined
     let isAddress = false
-    let rawId = (data.ip4 ?? data.ip6) as string | undefined
+    let rawId = (vals[K.ip4] ?? vals[K.ip6]) as string | undefined
     if (rawId !== undefined) {
       const key = rawId.includes(':') ? detached(rawId) : rawId
-      const c = data.cidr !== undefined ? canonicalSubnet(key, String(data.cidr)) : canonicalAddress(key)
+      const cidr = vals[K.cidr]
+      const c = cidr !== undefined ? canonicalSubnet(key, String(cidr)) : canonicalAddress(key)
       if (c !== undefined) { addr = c; isAddress = true } else addr = rawId
-    } else if (data.dns !== undefined) {
-      rawId = String(data.dns)
+    } else if (vals[K.dns] !== undefined) {
+      rawId = String(vals[K.dns])
       const c = canonicalAddress(rawId.includes(':') ? detached(rawId) : rawId)
       addr = c ?? rawId
       isAddress = c !== undefined
@@ -499,7 +633,7 @@ export class Fail2banFilter {
       if (fid === undefined || fid === rawId || fid === addr) id = addr
       else {
         id = fid
-        data.ip = addr
+        vals[K.ip] = addr
         isAddress = false
       }
     } else if (fid !== undefined) id = fid
@@ -509,20 +643,21 @@ export class Fail2banFilter {
       entry.pending = true
       pending = true
     }
-    if (entry === undefined) return {regex: index, id, isAddress, time, data, lines, nofail, pending}
+    const layout = this.layouts[index]!
+    if (entry === undefined) return new Fail2banMatch(index, id, isAddress, time, vals, layout, undefined, lines, nofail, pending)
     // The cached data keeps changing with later lines of the session: report a snapshot.
-    // (A spread clones a fast object's layout in one step; entry.data is never made slow.)
-    const snapshot: Data = {...entry.data}
+    let users: readonly string[] | undefined
     if (entry.users) {
       // The sorted list changes only when a user is added: share it until then.
       if (entry.sortedUsers === undefined || entry.sortedUsers.length !== entry.users.size) entry.sortedUsers = Object.freeze([...entry.users].sort())
-      snapshot.users = entry.sortedUsers
+      users = entry.sortedUsers
     }
-    return {regex: index, id, isAddress, time, data: snapshot, lines: entry.matches ?? lines, nofail, pending}
+    return new Fail2banMatch(index, id, isAddress, time, entry.vals.slice(), layout, users, entry.matches ?? lines, nofail, pending)
   }
 
   /** fail2ban's multi-line failure merge (SPEC §4.10). `fail` has no `mlfforget` (it is `forget`). */
-  private mergeMlfid(mlfid: string, fail: Data, lines: string[], forget: boolean): MlfEntry {
+  private mergeMlfid(mlfid: string, fail: Values, lines: string[], forget: boolean): MlfEntry {
+    const K = this.keys
     const now = this.now()
     let cached = this.mlfidCache.get(mlfid)
     if (cached && now - cached.at > MLFID_CACHE_TTL) {
@@ -531,32 +666,31 @@ export class Fail2banFilter {
     }
     let gained = false
     let nofail = false
-    if (truthy(fail.mlfgained)) {
+    if (truthy(fail[K.mlfgained])) {
       gained = nofail = true
-      if (!truthy(fail.nofail)) fail.nofail = fail.mlfgained
-    } else if (truthy(fail.nofail)) nofail = true
+      if (!truthy(fail[K.nofail])) fail[K.nofail] = fail[K.mlfgained]
+    } else if (truthy(fail[K.nofail])) nofail = true
     let entry: MlfEntry
     if (cached) {
       entry = cached
-      let g = entry.data
-      if (truthy(fail.user)) (entry.users ??= new Set()).add(String(fail.user))
+      const g = entry.vals
+      if (truthy(fail[K.user])) (entry.users ??= new Set()).add(String(fail[K.user]))
       let prevNofail = false
-      // Removing keys copies the object (a delete would turn it into a slow dictionary).
-      if (g.nofail !== undefined || g.mlfgained !== undefined) {
-        g = entry.data = without(g, 'nofail', 'mlfgained')
+      if (g[K.nofail] !== undefined || g[K.mlfgained] !== undefined) {
+        g[K.nofail] = g[K.mlfgained] = undefined
         prevNofail = true
       }
       if (gained) entry.pending = false
       if (!prevNofail && !entry.pending) entry.matches = undefined
-      for (const k in fail) {
+      for (let k = 0; k < fail.length; k++) {
         const v = fail[k]
         if (v !== undefined && v !== null) g[k] = v
       }
       if (forget) this.mlfidCache.delete(mlfid)
     } else {
-      entry = {at: now, data: fail, users: undefined, sortedUsers: undefined, matches: undefined, nofailMatches: undefined, pending: false}
+      entry = {at: now, vals: fail, users: undefined, sortedUsers: undefined, matches: undefined, nofailMatches: undefined, pending: false}
       if (!forget) {
-        if (truthy(fail.user)) entry.users = new Set([String(fail.user)])
+        if (truthy(fail[K.user])) entry.users = new Set([String(fail[K.user])])
         if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
           const oldest = this.mlfidCache.keys().next().value
           if (oldest !== undefined) this.mlfidCache.delete(oldest)
@@ -567,8 +701,8 @@ export class Fail2banFilter {
     const pending = entry.pending
     entry.pending = false
     if (pending || (entry.users !== undefined && entry.users.size > 1)) {
-      const d = entry.data
-      if (d.nofail !== undefined || d.mlfgained !== undefined) entry.data = without(d, 'nofail', 'mlfgained')
+      const d = entry.vals
+      d[K.nofail] = d[K.mlfgained] = undefined
       nofail = gained = false
     }
     if (!nofail) {
@@ -592,11 +726,4 @@ export class Fail2banFilter {
  */
 function detached(s: string): string {
   return (' ' + s).slice(1)
-}
-
-/** A copy of `o` without keys `a` and `b`, in the same key order. */
-function without(o: Data, a: string, b?: string): Data {
-  const out: Data = {}
-  for (const k in o) if (k !== a && k !== b) out[k] = o[k]
-  return out
 }
