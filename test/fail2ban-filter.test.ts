@@ -79,6 +79,27 @@ describe('Fail2banFilter', () => {
     expect(ok.nofail).to.equal(true)
   })
 
+  it('reports each failure as a snapshot of its session, readable a datum at a time', () => {
+    const f = filter({
+      prefregex: '^ <F-MLFID>srv\\[\\d+\\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$',
+      failregex: ['^<F-NOFAIL>try</F-NOFAIL> <F-USER>\\S+</F-USER> from <HOST>$', '^fail (?P<port>\\d+)$'],
+    })
+    const first = f.processLine('May 14 10:11:10 srv[9]: try a from 192.0.2.8').matches[0]
+    const second = f.processLine('May 14 10:11:11 srv[9]: try b from 192.0.2.8').matches[0]
+    const third = f.processLine('May 14 10:11:12 srv[9]: fail 2222').matches[0]
+    // A later line of the session changes neither the data nor the datum of an earlier report.
+    expect(first.data).to.deep.equal({mlfid: 'srv[9]:', nofail: 'try', user: 'a', ip4: '192.0.2.8', users: ['a']})
+    expect(second.datum!('port')).to.equal(undefined)
+    expect(third.datum!('port')).to.equal('2222')
+    expect(third.datum!('users')).to.deep.equal(['a', 'b'])
+    for (const m of [first, second, third]) {
+      const d = m.data
+      for (const k of Object.keys(d)) expect(m.datum!(k), k).to.deep.equal(d[k])
+      expect(m.datum!('nothing')).to.equal(undefined)
+    }
+    expect(JSON.parse(JSON.stringify(third))).to.deep.include({id: '192.0.2.8', data: third.data})
+  })
+
   it('counts several users in one session as a failure', () => {
     const f = filter({
       prefregex: '^ <F-MLFID>srv\\[\\d+\\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$',

@@ -150,6 +150,8 @@ function compare(cases: Case[]): Comparison {
         const code = s.charCodeAt(0)
         const allowed = code < 128 ? re.first.ascii[code] === 1 : re.first.other
         if (!allowed && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: first-character table refuses ${JSON.stringify(s)} which python matches`)
+        // And its literal prefix starts every real match.
+        if (!s.startsWith(re.first.prefix) && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: literal prefix ${JSON.stringify(re.first.prefix)} refuses ${JSON.stringify(s)} which python matches`)
       }
       if (JSON.stringify(got) !== JSON.stringify(w) && mismatches.length < 20) {
         mismatches.push(`${JSON.stringify(c.p)} flags=${c.flags} subject=${JSON.stringify(s)}: python ${JSON.stringify(w)}, spylog ${JSON.stringify(got)} (js ${re.jsSource})`)
@@ -161,6 +163,20 @@ function compare(cases: Case[]): Comparison {
 
 describe('Python regex translation', function () {
   const exe = python()
+
+  it('finds the literal prefix of anchored patterns, through groups, never past a choice or a case-insensitive item', () => {
+    const prefix = (p: string, ignoreCase = false) => compilePython(p, {ignoreCase}).first?.prefix
+    expect(prefix('^Failed (?P<nofail>publickey) for (?:invalid user )?x')).to.equal('Failed publickey for ')
+    expect(prefix('^Failed publickey for invalid user (?P<user>\\S+)')).to.equal('Failed publickey for invalid user ')
+    expect(prefix('^(?P<a>Conn)ection (?:closed|reset)')).to.equal('Connection ')
+    expect(prefix('^(?:Connection|Disconnect)ed')).to.equal('')
+    expect(prefix('^[iI]nvalid user')).to.equal('')
+    expect(prefix('^ab(?i:c)d')).to.equal('ab')
+    expect(prefix('^abc', true)).to.equal('')
+    expect(prefix('^ab?c')).to.equal('a')
+    expect(prefix('^a-b:\\d')).to.equal('a-b:')
+    expect(prefix('abc')).to.equal(undefined) // not anchored: no table at all
+  })
 
   it('translates the constructs fail2ban filters use', () => {
     const re = compilePython('^(?P<a>x)?(?(a)y|z)$')

@@ -54,6 +54,8 @@ export interface FilterRegex {
   readonly first: FirstChars | undefined
   /** Result index of the plain `mlfid` group, -1 when none. */
   readonly mlfid: number
+  /** Literal text every match starts with, when longer than one character (FirstChars.prefix), else ''. */
+  readonly prefix: string
 }
 
 /** How a named group feeds the failure data: as is, as `alt_X` (fills X) or `tuple_X`. */
@@ -171,14 +173,15 @@ class FailureKeys {
     const idx: number[] = []
     for (const s of first) if (s.key >= 0 && !idx.includes(s.key)) idx.push(s.key)
     for (let k = 0; k < this.names.length; k++) if (!idx.includes(k)) idx.push(k)
-    return {idx, names: idx.map((k) => this.names[k]!)}
+    return {idx, names: idx.map((k) => this.names[k]!), index: this.index}
   }
 }
 
-/** Key indices in dictionary order, and their names. */
+/** Key indices in dictionary order, and their names; `index`: every key's index. */
 interface Layout {
   readonly idx: readonly number[]
   readonly names: readonly string[]
+  readonly index: ReadonlyMap<string, number>
 }
 
 /** A failregex result; `data` is built from the values when first read. */
@@ -216,6 +219,13 @@ class Fail2banMatch implements FilterMatch {
 
   set data(d: Data) {
     this.record = d
+  }
+
+  datum(key: string): unknown {
+    if (this.record !== undefined) return this.record[key]
+    if (key === 'users' && this.users !== undefined) return this.users
+    const i = this.layout.index.get(key)
+    return i === undefined ? undefined : this.vals[i]
   }
 
   toJSON(): FilterMatch {
@@ -331,7 +341,8 @@ export class Fail2banFilter {
     const expanded = rewriteInlineFlags(expandTags(source, this.usedns))
     try {
       const re = compilePython(expanded, {multiline, singleLine})
-      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1}
+      const prefix = re.first !== undefined && re.first.prefix.length > 1 ? re.first.prefix : ''
+      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1, prefix}
     } catch (e) {
       if (!(e instanceof PatternError)) throw e
       const o = spec.origin?.[field]
@@ -441,6 +452,7 @@ export class Fail2banFilter {
       const i = cands[n++]
       prev = i
       const fr = this.failregex[i]
+      if (fr.prefix !== '' && !failBuf.startsWith(fr.prefix)) continue
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++

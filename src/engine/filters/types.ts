@@ -18,6 +18,8 @@ export interface FilterMatch {
   time: number | undefined
   /** Failure data: every named capture that matched (user, ip4, fid, …), `users` for mlfid merges. */
   data: Record<string, unknown>
+  /** One datum without building `data` (when the filter can; else read `data`). */
+  datum?(key: string): unknown
   /** The lines that make up this failure (`attempts` = lines.length). */
   lines: string[]
   /** Matched but not a failure by itself (`<F-NOFAIL>`, `<F-MLFGAINED>`). */

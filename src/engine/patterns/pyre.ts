@@ -2172,6 +2172,27 @@ function usesCase(n: Node, acc: {on: boolean; off: boolean}): void {
 export interface FirstChars {
   readonly ascii: Uint8Array
   readonly other: boolean
+  /**
+   * The literal text every match starts with ('' when none): a caller tests it with one
+   * startsWith instead of a regex call that would fail on it.
+   */
+  readonly prefix: string
+}
+
+/** The case-sensitive literal characters a sequence starts with, through groups; false once a non-literal is met. */
+function literalPrefix(items: readonly Node[], out: {s: string}): boolean {
+  for (const it of items) {
+    if (it.t === 'char' && !it.f.i) {
+      out.s += String.fromCodePoint(it.cp)
+      continue
+    }
+    if (it.t === 'group' || it.t === 'atomic') {
+      if (!literalPrefix(it.body.t === 'seq' ? it.body.items : [it.body], out)) return false
+      continue
+    }
+    return false
+  }
+  return true
 }
 
 function anchoredFirst(tree: Node): FirstChars | undefined {
@@ -2188,7 +2209,9 @@ function anchoredFirst(tree: Node): FirstChars | undefined {
     for (let c = f.set[i]; c <= Math.min(f.set[i + 1], 127); c++) ascii[c] = 1
     if (f.set[i + 1] >= 128) other = true
   }
-  return {ascii, other}
+  const prefix = {s: ''}
+  literalPrefix(items.slice(1), prefix)
+  return {ascii, other, prefix: prefix.s}
 }
 
 /** Variants of a regex for one sticky loop, compiled on first use per repetition index. */

@@ -34,7 +34,7 @@ function value(token: string, m: FilterMatch, line: string, lineNo: number, file
     case 'fid':
       return m.id ?? ''
     case 'ip':
-      return text(m.data.ip ?? m.id)
+      return text((m.datum !== undefined ? m.datum('ip') : m.data.ip) ?? m.id)
     case 'msg':
       return m.lines.join('\n')
     case 'matches':
