@@ -7,9 +7,10 @@
  *
  * How: each chunk is cut at its last `\n` byte; the complete lines before it are decoded in one
  * call and split with `String.prototype.split` (both native), the tail is carried to the next
- * chunk. For UTF-8 the common case costs two native scans per chunk (`isUtf8`, and `indexOf(0)`
- * for NUL bytes); only a chunk that fails one of them is re-walked line by line to count the
- * offending lines. On 1M sshd lines (104 MiB) this took 0.23 s against 0.35 s for
+ * chunk. For UTF-8 the common case costs two native scans per chunk (`isAscii` or else
+ * `isUtf8`, and `indexOf(0)` for NUL bytes) and a decode, Latin-1's for an ASCII chunk (same
+ * text, 18 ms instead of 108 ms on the bench log); only a chunk that fails a scan is re-walked
+ * line by line to count the offending lines. On 1M sshd lines (104 MiB) this took 0.23 s against 0.35 s for
  * `node:readline`'s 'line' events and 0.45–0.56 s for its async iterator (which also split on a
  * lone `\r`: wrong here). UTF-16 input, where a `0x0A` byte may sit inside
  * a character, is decoded as a stream first and split afterwards.
@@ -256,12 +257,15 @@ export class LineSplitter {
 
   /** Decode complete lines (`body` holds no final `\n`). */
   private decodeBody(body: Buffer, out: string[]): void {
-    if (this.batchAscii && !isAsciiBuffer(body)) this.batchAscii = false
     const codec = this.codec
-    const clean = codec.valid(body)
+    // Pure ASCII in an ASCII-compatible encoding: valid, and Latin-1 decoding (a copy) gives the
+    // same text as UTF-8 decoding at a fifth of its cost.
+    const ascii = (codec === UTF8 || codec === LATIN1) && isAsciiBuffer(body)
+    if (!ascii) this.batchAscii = false
+    const clean = ascii || codec.valid(body)
     const hasNul = body.indexOf(0) >= 0
     if (clean && !hasNul) {
-      splitInto(codec.decode(body), out)
+      splitInto(ascii ? body.toString('latin1') : codec.decode(body), out)
       return
     }
     // Rare: find the offending lines.

@@ -139,14 +139,19 @@ export class RegexSession {
     readonly splitter: LineSplitter,
     private readonly logArg: string,
     private readonly stdin: Readable | undefined,
+    /** The filter's clock when the caller gave none: read once per input chunk, not per line. */
+    private readonly clock: {now: number} | undefined,
   ) {}
 
   /** Resolve the arguments. Throws RegexUsageError, ConfigError, PatternError, UnknownEncodingError. */
   static async open(opts: RegexOptions): Promise<RegexSession> {
     const splitter = new LineSplitter(opts.encoding ?? 'utf-8')
-    const {filter, source} = await resolveFilter(opts)
+    // "Now" (multi-line session expiry, undated lines) moves by a chunk's processing time, a few
+    // milliseconds, at a time: one clock read per chunk instead of one per failure.
+    const clock = opts.now === undefined ? {now: Date.now() / 1000} : undefined
+    const {filter, source} = await resolveFilter(clock === undefined ? opts : {...opts, now: () => clock.now})
     const input = await resolveLog(opts.log, opts.cwd)
-    return new RegexSession(filter, source, input, splitter, opts.log, opts.stdin)
+    return new RegexSession(filter, source, input, splitter, opts.log, opts.stdin, clock)
   }
 
   get dialect(): Dialect {
@@ -267,6 +272,8 @@ export class RegexSession {
 
     const batch: string[] = []
     const input = this.input
+    const clock = this.clock
+    if (clock !== undefined) clock.now = Date.now() / 1000
     if (input.kind === 'lines') {
       for (const l of input.lines) feed(l.charCodeAt(l.length - 1) === 13 ? l.slice(0, -1) : l)
       bytes = input.lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
@@ -288,6 +295,7 @@ export class RegexSession {
             this.splitter.push(buf, batch)
             // Lines of a pure-ASCII chunk need no scan of their own.
             const ascii = this.splitter.batchAscii || undefined
+            if (clock !== undefined) clock.now = Date.now() / 1000
             for (let i = 0; i < batch.length; i++) feed(batch[i]!, ascii)
             await progress()
           }
@@ -299,6 +307,7 @@ export class RegexSession {
         }
         batch.length = 0
         this.splitter.end(batch)
+        if (clock !== undefined) clock.now = Date.now() / 1000
         for (let i = 0; i < batch.length; i++) feed(batch[i]!)
       }
       await progress()
