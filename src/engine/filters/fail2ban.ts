@@ -112,8 +112,8 @@ type Data = Record<string, unknown>
 
 /**
  * A failure's data as values by key index: the filter knows every key its groups can fill, so
- * the hot path fills and merges fixed-length arrays (a dictionary keyed by group names made V8's
- * stores megamorphic and cost more than the regexes). `undefined`: the key is absent. The
+ * the hot path fills, merges and snapshots fixed-length arrays instead of building dictionaries
+ * key by key (stores under varying names, spread copies). `undefined`: the key is absent. The
  * dictionary users see (FilterMatch.data) is built from it when first read.
  */
 type Values = unknown[]
