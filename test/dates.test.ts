@@ -8,6 +8,10 @@ import {parseDate} from '../src/engine/dates/strptime.js'
 import {BASE_PATTERNS, defaultTemplates, templatesFor} from '../src/engine/dates/templates.js'
 import {fixedZone, localTimeZone, parseTimeZone, resetLocalTimeZone, UTC} from '../src/engine/dates/timezone.js'
 import {zoneOffset} from '../src/engine/dates/convert.js'
+import fc from 'fast-check'
+import {monthOf} from '../src/engine/dates/convert.js'
+import {SYSLOG_TEMPLATE_SOURCE, SyslogDateMatcher} from '../src/engine/dates/syslog-fast.js'
+import {compilePython} from '../src/engine/patterns/pyre.js'
 import {prng} from './support/files.js'
 
 /** The harness zone and "now" (SPEC §5.7). */
@@ -695,4 +699,101 @@ describe('dates: a later second of the same minute reuses the previous conversio
       expect(reused).to.be.greaterThan(0)
     })
   }
+})
+
+describe('dates: the hand-written syslog date matcher agrees with its template regex', () => {
+  const re = compilePython(SYSLOG_TEMPLATE_SOURCE)
+  const group = (m: RegExpExecArray, name: string): string | undefined => m[re.groupNames.get(name)!]
+  const num = (s: string): number => Number(s.trim())
+  const pick = <T,>(xs: readonly T[]): fc.Arbitrary<T> => fc.constantFrom(...xs)
+  // Lines around the template's edges: leading punctuation, weekdays, month spellings, every day
+  // alternative, one or two spaces, out-of-range and one-digit fields, fractions, years, and what
+  // follows the seconds (a word character makes the regex backtrack).
+  /** Mostly a common spelling, sometimes an edge. */
+  const part = (common: readonly string[], edges: readonly string[]): fc.Arbitrary<string> =>
+    fc.oneof({weight: 4, arbitrary: pick(common)}, {weight: 1, arbitrary: pick(edges)})
+  const dateLine = fc
+    .tuple(
+      part([''], ['-', ' ', '[', '  ', '---', 'x', '<1>']),
+      part([''], ['Mon ', 'sun ', 'TUE ', 'Wed', 'Fri  ']),
+      part(['Jan', 'feb', 'MAR', 'Apr', 'mAy', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'], ['Foo', 'Ma', 'Sun', 'J4n']),
+      part([' '], ['  ', '']),
+      part(['1', '3', '9', '01', '03', ' 3', ' 1', '12', '13', '19', '20', '29', '30', '31'], ['32', '39', '0', '00', '  3', '3 ', '123']),
+      part([' '], ['  ', '   ', '']),
+      part(['00', '09', '12', '19', '23'], ['24', '29', '30', '7', '0', '123']),
+      part(['00', '05', '59'], ['60', '7', '0']),
+      part(['00', '07', '59'], ['60', '61', '62', '6', '7', '0', '5']),
+      part(['', ' host sshd[1]: x', ' h', ': x', ' [x]'], ['.123 x', '.1234567', ' 2024 x', ' 2031', ' 20', ' 20abc', 'x', '_', '9', '\n', ',5', ':12', '-x', ' 2009']),
+    )
+    .map(([pre, wd, mon, s1, day, s2, h, mi, sec, post]) => `${pre}${wd}${mon}${s1}${day}${s2}${h}:${mi}:${sec}${post}`)
+
+  it('claims only what the regex matches, with the same date text and fields', () => {
+    let claimed = 0
+    let declined = 0
+    fc.assert(
+      fc.property(dateLine, (line) => {
+        const fast = new SyslogDateMatcher()
+        const end = fast.match(line)
+        const m = re.exec(line, 0, true)
+        if (end < 0) {
+          declined++
+          return
+        }
+        claimed++
+        expect(m, line).to.not.equal(null)
+        expect(m!.index + m![0].length, line).to.equal(end)
+        expect(group(m!, '_spylog_date'), line).to.equal(line.slice(0, end))
+        expect([group(m!, 'a'), group(m!, 'f'), group(m!, 'Y')], line).to.deep.equal([undefined, undefined, undefined])
+        const month = monthOf(group(m!, 'b')!)
+        const minute = ((month * 32 + num(group(m!, 'd')!)) * 32 + num(group(m!, 'H')!)) * 64 + num(group(m!, 'M')!)
+        expect([fast.minute, fast.second], line).to.deep.equal([minute, num(group(m!, 'S')!)])
+      }),
+      {numRuns: 20000, seed: 20261121},
+    )
+    // Both branches ran: the property is not vacuous.
+    expect(claimed).to.be.greaterThan(1000)
+    expect(declined).to.be.greaterThan(1000)
+  })
+
+  it('takes the common shapes: one- and two-digit days, padded or not, any letter case', () => {
+    const fast = new SyslogDateMatcher()
+    for (const line of ['Mar  3 00:00:00 host x', 'mar 03 23:59:59 x', 'DEC 31 12:00:07', 'Jan 1 01:02:03 h', 'Nov 21 14:00:00: x']) {
+      expect(fast.match(line), line).to.be.greaterThan(0)
+    }
+    expect(new DateDetector(undefined).shortcuts).to.equal(1)
+    expect(new DateDetector(undefined, {regexOnly: true}).shortcuts).to.equal(0)
+  })
+
+  it('gives every line of a log the time the regexes alone give (zones, clock moving, mixed spellings)', () => {
+    // Runs of lines: each a new random line, or the previous date with other seconds, or respelt.
+    const step = fc.tuple(fc.nat(9), dateLine, pick(['00', '01', '17', '59', '3', '60']), fc.double({min: 0, max: 200, noNaN: true}))
+    let fastHits = 0
+    let clock = 0
+    const now = (): number => clock
+    const pairs = new Map(['UTC', 'Europe/Zurich', 'America/New_York', POSIX_CET].map((zone) => {
+      const timezone = parseTimeZone(zone)
+      return [zone, [new DateDetector(undefined, {timezone, now}), new DateDetector(undefined, {timezone, now, regexOnly: true})] as const]
+    }))
+    fc.assert(
+      fc.property(pick([...pairs.keys()]), pick([utc(2024, 12, 31, 23, 59, 0), utc(2025, 3, 30, 0, 59, 30), NOW]), fc.array(step, {minLength: 1, maxLength: 40}), (zone, start, steps) => {
+        clock = start
+        const [dd, ref] = pairs.get(zone)!
+        dd.forget()
+        ref.forget()
+        let prev = 'Dec 31 23:59:58 host x'
+        for (const [kind, fresh, sec, tick] of steps) {
+          let line = fresh
+          if (kind < 5) line = prev.replace(/:\d\d( |$)/, `:${sec}$1`)
+          else if (kind === 5) line = prev.replace(/^(\w{3}) 0?(\d) /, '$1  $2 ').replace(/^(\w{3})  (\d) /, '$1 0$2 ')
+          clock += tick
+          const h = dd.detect(line, true)
+          expect(h, `${zone} ${line}`).to.deep.equal(ref.detect(line, true))
+          if (h !== null && h.template === 1) fastHits++
+          prev = line
+        }
+      }),
+      {numRuns: 3000, seed: 2026},
+    )
+    expect(fastHits).to.be.greaterThan(5000)
+  })
 })

@@ -12,6 +12,7 @@ import {PatternError, type CompiledRegex} from '../patterns/types.js'
 import {convertFields, epochValue, Field, fieldSlots, longEpochValue, nowDependence, tai64nValue, type FieldSlots} from './convert.js'
 import {TemplateKind, templatesFor, type TemplateSpec} from './templates.js'
 import {localTimeZone, type TimeZone} from './timezone.js'
+import {SYSLOG_TEMPLATE_SOURCE, SyslogDateMatcher} from './syslog-fast.js'
 
 export interface DateHit {
   /** The cut range: group 1 of the template, in the raw line. */
@@ -32,6 +33,8 @@ export interface DateOptions {
   timezone?: TimeZone
   /** Unix seconds, default real clock. Read only for dates without a year or a day. */
   now?: () => number
+  /** Always run the templates' regexes (no hand-written matcher): the reference in differential tests. */
+  regexOnly?: boolean
 }
 
 interface Slot {
@@ -51,6 +54,8 @@ interface Slot {
   readonly second: number
   /** JS indices of the other groups the conversion reads (fields and `%p`). */
   readonly others: readonly number[]
+  /** The hand-written matcher standing for `re` (syslog-fast.ts), when there is one. */
+  readonly fast: SyslogDateMatcher | undefined
 }
 
 const DATE_GROUP = '_spylog_date'
@@ -136,7 +141,7 @@ function instrument(t: TemplateSpec): {source: string; date: string; value: stri
   return {source, date, value, tail}
 }
 
-function compile(t: TemplateSpec): Slot {
+function compile(t: TemplateSpec, regexOnly: boolean): Slot {
   const {source, date, value, tail} = instrument(t)
   let re: CompiledRegex
   try {
@@ -167,6 +172,7 @@ function compile(t: TemplateSpec): Slot {
     tail: tail ? index(TAIL_GROUP) : -1,
     required: re.required,
     first: (re as CompiledRegex & {first?: FirstChars}).first,
+    fast: !regexOnly && source === SYSLOG_TEMPLATE_SOURCE && !tail ? new SyslogDateMatcher() : undefined,
   }
 }
 
@@ -182,31 +188,69 @@ export class DateDetector {
   constructor(datepattern: string | undefined, opts: DateOptions = {}) {
     const specs = templatesFor(datepattern)
     if (specs.length === 0) throw new Error(`datepattern ${JSON.stringify(datepattern)} defines no date template`)
-    this.slots = specs.map(compile)
+    this.slots = specs.map((t) => compile(t, opts.regexOnly === true))
     this.templates = specs.map((t) => ({name: t.name, hits: 0}))
     this.none = specs.length === 1 && specs[0]!.none === true
     this.tz = opts.timezone ?? localTimeZone()
     this.now = opts.now ?? realNow
   }
 
-  /** The date in `line`, or null when no template matches. `ascii`: whether `line` is pure ASCII, if known. */
+  /** How many templates have a hand-written matcher standing in for their regex (syslog-fast.ts). */
+  get shortcuts(): number {
+    return this.slots.filter((s) => s.fast !== undefined).length
+  }
+
   /** The previous line's pattern-template date (see detect). */
   private lastTemplate = -1
-  private lastText = ''
+  /** Its date text: lastLine[lastStart, lastEnd) (kept as positions: no slice per line). */
+  private lastLine = ''
+  private lastStart = 0
+  private lastEnd = 0
   private lastTime: number | undefined
   /** The previous conversion's match, its seconds, and "now" dependence (see sameMinute). */
   private lastMatch: RegExpExecArray | null = null
   private lastSecond = -1
   private lastNow = NaN
   private lastMargin = 0
+  /** The previous conversion's minute as the hand-written matcher numbers it (SyslogDateMatcher.minute), -1: none. */
+  private lastMinute = -1
 
   /** Forget the previous conversion (the next date is converted from scratch). */
   forget(): void {
     this.lastTemplate = -1
-    this.lastText = ''
+    this.setLast('', 0, 0)
     this.lastTime = undefined
     this.lastMatch = null
     this.lastSecond = -1
+    this.lastMinute = -1
+  }
+
+  private setLast(line: string, start: number, end: number): void {
+    this.lastLine = line
+    this.lastStart = start
+    this.lastEnd = end
+  }
+
+  /**
+   * Whether `text` is the previous conversion's date text, compared from the end (where
+   * consecutive dates differ): captures are slices of their line, and `===` on two slices is a
+   * call into the runtime.
+   */
+  private sameText(text: string): boolean {
+    const from = this.lastStart
+    let k = text.length
+    if (k !== this.lastEnd - from) return false
+    const last = this.lastLine
+    while (k-- > 0) if (text.charCodeAt(k) !== last.charCodeAt(from + k)) return false
+    return true
+  }
+
+  /** Whether "now" has moved too little since the previous conversion to change its inferred year or day. */
+  private nowStill(): boolean {
+    if (this.lastMargin === Infinity) return true
+    const last = this.lastNow
+    if (Number.isNaN(last)) return false
+    return Math.abs(this.now() - last) + 3 * 3600 + 60 < this.lastMargin
   }
 
   /**
@@ -227,15 +271,10 @@ export class DateDetector {
     if (v === undefined || seconds(v) < 0) return false
     const others = s.others
     for (let k = 0; k < others.length; k++) if (m[others[k]!] !== prev[others[k]!]) return false
-    if (this.lastMargin !== Infinity) {
-      const last = this.lastNow
-      if (Number.isNaN(last)) return false
-      const moved = Math.abs(this.now() - last)
-      if (!(moved + 3 * 3600 + 60 < this.lastMargin)) return false
-    }
-    return true
+    return this.nowStill()
   }
 
+  /** The date in `line`, or null when no template matches. `ascii`: whether `line` is pure ASCII, if known. */
   detect(line: string, ascii?: boolean): DateHit | null {
     const slots = this.slots
     const asc = ascii ?? isAscii(line)
@@ -245,6 +284,20 @@ export class DateDetector {
       if (first !== undefined && line.length > 0) {
         const c = line.charCodeAt(0)
         if (c < 128 ? first.ascii[c] === 0 : !first.other) continue
+      }
+      // Another line of the previous conversion's minute, read without the regex (see sameMinute).
+      const fast = s.fast
+      let fastEnd = 0
+      if (fast !== undefined && asc && i === this.lastTemplate) {
+        fastEnd = fast.match(line)
+        if (fastEnd > 0 && fast.minute === this.lastMinute && this.lastTime! >= WHOLE_MINUTE_OFFSETS && this.nowStill()) {
+          const time = this.lastTime! + (fast.second - this.lastSecond)
+          this.setLast(line, 0, fastEnd)
+          this.lastTime = time
+          this.lastSecond = fast.second
+          this.templates[i]!.hits++
+          return {start: 0, end: fastEnd, time, template: i}
+        }
       }
       if (s.required.length !== 0 && !hasAny(line, s.required)) continue
       const m = s.re.exec(line, 0, asc)
@@ -262,24 +315,30 @@ export class DateDetector {
         switch (s.kind) {
           case TemplateKind.Pattern:
             // Busy logs repeat the same timestamp on consecutive lines: reuse its conversion.
-            if (i === this.lastTemplate && sameText(g1!, this.lastText)) time = this.lastTime
+            if (i === this.lastTemplate && this.sameText(g1!)) time = this.lastTime
             else if (i === this.lastTemplate && this.sameMinute(s, m)) {
               // Another second of the previous date's minute: the same conversion, shifted.
               const sec = seconds(m[s.second]!)
               time = this.lastTime! + (sec - this.lastSecond)
-              this.lastText = g1!
+              this.setLast(line, start, end)
               this.lastTime = time
               this.lastMatch = m
               this.lastSecond = sec
             } else {
               time = convertFields(m, s.fields, this.tz, this.now)
               this.lastTemplate = i
-              this.lastText = g1!
+              this.setLast(line, start, end)
               this.lastTime = time
               this.lastMatch = m
               this.lastSecond = s.second >= 0 && m[s.second] !== undefined ? seconds(m[s.second]!) : -1
               this.lastNow = nowDependence.now
               this.lastMargin = nowDependence.margin
+              // The hand-written matcher may take over from the next line of this minute on.
+              this.lastMinute = -1
+              if (fast !== undefined && asc && this.lastSecond >= 0 && time !== undefined && time >= WHOLE_MINUTE_OFFSETS) {
+                if (fastEnd === 0) fastEnd = fast.match(line)
+                if (fastEnd === end && fast.second === this.lastSecond) this.lastMinute = fast.minute
+              }
             }
             break
           case TemplateKind.Epoch: {
@@ -302,17 +361,6 @@ export class DateDetector {
     }
     return null
   }
-}
-
-/**
- * `a === b` for two date texts, compared from the end (where consecutive dates differ): captures
- * are slices of their line, and `===` on two slices is a call into the runtime.
- */
-function sameText(a: string, b: string): boolean {
-  let k = a.length
-  if (k !== b.length) return false
-  while (k-- > 0) if (a.charCodeAt(k) !== b.charCodeAt(k)) return false
-  return true
 }
 
 /** A `%S` capture's value when it is 0–59 (one or two digits), else -1. */

@@ -1,0 +1,105 @@
+/**
+ * A hand-written matcher for the date template most logs hit — syslog's `Mon DD HH:MM:SS` at the
+ * start of the line (fail2ban's `{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?`)
+ * — so that the detector can reuse the previous line's conversion without running the template's
+ * regex (with its ten captures) on every line.
+ *
+ * It is exact for what it claims: it follows the regex's backtracking order choice by choice, and
+ * declines (returns -1) whenever the line leaves the common shape — a weekday, leading
+ * punctuation, one-digit hours, a fraction, a possible year, a word character right after the
+ * seconds, a non-ASCII line — and the regex decides. test/dates.test.ts compares it with the
+ * regex on generated lines, hits and declines alike.
+ */
+
+/** The template regex (as the detector instruments it) this matcher stands for; any other is not. */
+export const SYSLOG_TEMPLATE_SOURCE = String.raw`(?iu)^(?:\W{0,2})?(?P<_spylog_date>(?:(?P<a>mon|tue|wed|thu|fri|sat|sun) )?(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec) (?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])  ?(?P<H>[0-2]?\d):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1])(?:\.(?P<f>[0-9]{1,6}))?(?: (?P<Y>20[012]\d))?)(?=\b|\W|$)`
+
+const SPACE = 32
+const COLON = 58
+const DOT = 46
+
+const key3 = (a: number, b: number, c: number): number => (a << 16) | (b << 8) | c
+const keyOf = (s: string): number => key3(s.charCodeAt(0), s.charCodeAt(1), s.charCodeAt(2))
+const MONTHS = new Map(['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].map((m, i) => [keyOf(m), i + 1]))
+const WEEKDAYS = new Set(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map(keyOf))
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
+/** `[0-9A-Z_a-z]`, the ASCII word characters. */
+const isWord = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95
+/** Lower case of an ASCII letter, else 0. */
+const letter = (c: number): number => ((c | 0x20) >= 97 && (c | 0x20) <= 122 ? c | 0x20 : 0)
+
+/** Outcome of the part after the day: matched (the date's end), failed for sure, or declined. */
+const FAIL = -2
+const DECLINE = -1
+
+export class SyslogDateMatcher {
+  /**
+   * After a match: the date's fields but the seconds, as one number (month, day, hour, minute;
+   * equal numbers convert alike whatever the spelling: `Mar  3`, `mar 03`), and the seconds.
+   */
+  minute = -1
+  second = -1
+  private hour = 0
+
+  /**
+   * Match a pure-ASCII `line` as the template's regex would: the end of the date (which starts at
+   * 0), or -1 when the matcher declines (the regex must decide: it may match or not).
+   */
+  match(line: string): number {
+    if (line.length < 15) return DECLINE
+    const a = letter(line.charCodeAt(0))
+    const b = letter(line.charCodeAt(1))
+    const c = letter(line.charCodeAt(2))
+    // A letter first: `\W{0,2}` takes nothing. A weekday would be tried as `(?:DAY )?`: declined.
+    if (a === 0 || b === 0 || c === 0) return DECLINE
+    const k = key3(a, b, c)
+    const month = MONTHS.get(k)
+    if (month === undefined || WEEKDAYS.has(k) || line.charCodeAt(3) !== SPACE) return DECLINE
+    // The day's alternatives in the regex's order: [1-2]\d, [0 ]?[1-9] (greedy), 3[0-1].
+    const x = line.charCodeAt(4)
+    const y = line.charCodeAt(5)
+    let end: number
+    let day: number
+    if ((x === 49 || x === 50) && isDigit(y) && (end = this.afterDay(line, 6)) !== FAIL) day = (x - 48) * 10 + y - 48
+    else if ((x === SPACE || x === 48) && y >= 49 && y <= 57 && (end = this.afterDay(line, 6)) !== FAIL) day = y - 48
+    else if (x >= 49 && x <= 57 && (end = this.afterDay(line, 5)) !== FAIL) day = x - 48
+    else if (x === 51 && (y === 48 || y === 49) && (end = this.afterDay(line, 6)) !== FAIL) day = 30 + y - 48
+    else return DECLINE
+    if (end! === DECLINE) return DECLINE
+    const h = this.hour
+    const hour = (line.charCodeAt(h) - 48) * 10 + line.charCodeAt(h + 1) - 48
+    const minute = (line.charCodeAt(h + 3) - 48) * 10 + line.charCodeAt(h + 4) - 48
+    this.minute = ((month * 32 + day) * 32 + hour) * 64 + minute
+    this.second = (line.charCodeAt(h + 6) - 48) * 10 + line.charCodeAt(h + 7) - 48
+    return end!
+  }
+
+  /**
+   * The template after the day, from `q`: `  ?HH:MM:SS` and what may follow. FAIL when it cannot
+   * match (the next day alternative is tried), DECLINE outside the common shape, else the end.
+   */
+  private afterDay(line: string, q: number): number {
+    if (line.charCodeAt(q) !== SPACE) return FAIL
+    // `  ?` is greedy; giving the second space back cannot help: the hour cannot start with one.
+    const r = line.charCodeAt(q + 1) === SPACE ? q + 2 : q + 1
+    const n = line.length
+    if (r + 8 > n) return DECLINE
+    const h0 = line.charCodeAt(r)
+    const m0 = line.charCodeAt(r + 3)
+    const s0 = line.charCodeAt(r + 6)
+    // Two-digit fields, each first digit inside its `[…]?`: the greedy path, which matches.
+    if (!(h0 >= 48 && h0 <= 50) || !isDigit(line.charCodeAt(r + 1)) || line.charCodeAt(r + 2) !== COLON) return DECLINE
+    if (!(m0 >= 48 && m0 <= 53) || !isDigit(line.charCodeAt(r + 4)) || line.charCodeAt(r + 5) !== COLON) return DECLINE
+    if (!(s0 >= 48 && s0 <= 53) || !isDigit(line.charCodeAt(r + 7))) return DECLINE
+    const end = r + 8
+    if (end < n) {
+      const c = line.charCodeAt(end)
+      // `(?:\.f)?` or `(?: 20[012]\d)?` might take more, or the lookahead fail and backtracking start.
+      if (c === DOT || isWord(c)) return DECLINE
+      if (c === SPACE && line.charCodeAt(end + 1) === 50 && line.charCodeAt(end + 2) === 48) return DECLINE
+    }
+    this.hour = r
+    return end
+  }
+}
