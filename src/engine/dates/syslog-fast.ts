@@ -7,8 +7,8 @@
  * It is exact for what it claims: it follows the regex's backtracking order choice by choice, and
  * declines (returns -1) whenever the line leaves the common shape — a weekday, leading
  * punctuation, one-digit hours, a fraction, a possible year, a word character right after the
- * seconds, a non-ASCII line — and the regex decides. test/dates.test.ts compares it with the
- * regex on generated lines, hits and declines alike.
+ * seconds, a non-ASCII line — and the regex decides. test/dates.test.ts checks its claims against
+ * the regex on generated lines, and whole detectors with and without it against each other.
  */
 
 /** The template regex (as the detector instruments it) this matcher stands for; any other is not. */
