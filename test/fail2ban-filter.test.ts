@@ -110,6 +110,25 @@ describe('Fail2banFilter', () => {
     expect([m.nofail, m.data.users]).to.deep.equal([false, ['a', 'b']])
   })
 
+  it('lists a session\'s users sorted and once each, and keeps 100 sessions, dropping the oldest', () => {
+    let now = Date.UTC(2024, 4, 14, 10, 0, 0) / 1000
+    const f = new Fail2banFilter({
+      name: 't',
+      prefregex: '^ <F-MLFID>srv\\[\\d+\\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$',
+      failregex: ['^<F-NOFAIL>connect from</F-NOFAIL> <HOST>$', '^bad password for <F-USER>\\S+</F-USER>$'],
+    }, {timezone: parseTimeZone('UTC'), now: () => now})
+    for (let k = 0; k <= 100; k++) f.processLine(`May 14 10:00:00 srv[${k}]: connect from 192.0.2.${k % 250}`)
+    const users = ['carol', 'alice', 'carol', 'bob'].map((u) => f.processLine(`May 14 10:00:01 srv[7]: bad password for ${u}`).matches[0])
+    expect(users.map((m) => m.data.users)).to.deep.equal([['carol'], ['alice', 'carol'], ['alice', 'carol'], ['alice', 'bob', 'carol']])
+    expect(users.map((m) => m.id)).to.deep.equal(['192.0.2.7', '192.0.2.7', '192.0.2.7', '192.0.2.7'])
+    // srv[0] was the oldest of 101 sessions: its address is gone; srv[1] still has its own.
+    expect(f.processLine('May 14 10:00:02 srv[1]: bad password for eve').matches[0]).to.include({pending: false, id: '192.0.2.1'})
+    expect(f.processLine('May 14 10:00:02 srv[0]: bad password for eve').matches[0]).to.include({pending: true, id: undefined})
+    // A session older than five minutes is forgotten too.
+    now += 301
+    expect(f.processLine('May 14 10:05:03 srv[2]: bad password for eve').matches[0]).to.include({pending: true, id: undefined})
+  })
+
   it('matches over several lines with <SKIPLINES> and removes the lines it used', () => {
     const f = filter({maxlines: 4, failregex: ['^ conn (?P<c>\\d+) from <HOST><SKIPLINES>^ conn (?P=c) auth failed$']})
     f.processLine('May 14 10:11:10 conn 1 from 192.0.2.3')

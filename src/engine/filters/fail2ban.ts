@@ -14,6 +14,7 @@ import type {TimeZone} from '../dates/timezone.js'
 import {canonicalAddress, canonicalSubnet} from '../net/address.js'
 import type {FilterMatch, LineResult} from './types.js'
 import {LineReader} from './linereader.js'
+import {KeyedTable, keyHash, type Keyed} from './keyed.js'
 
 /** What a fail2ban filter is made of (from a filter.d file, a Lua FILTER{} or the command line). */
 export interface Fail2banFilterSpec {
@@ -74,17 +75,29 @@ interface GroupSlot {
 }
 
 /** One multi-line failure id's state (fail2ban keeps these keys inside the data dict). */
-interface MlfEntry {
+interface MlfEntry extends Keyed<MlfEntry> {
   at: number
   /** The merged failure data (public keys only), as values by key index (FailureKeys). */
   vals: Values
-  users: Set<string> | undefined
-  /** `users` sorted, as last reported (shared by the reports until a user is added; frozen). */
-  sortedUsers: readonly string[] | undefined
+  /** A report holds `vals`: copy them before the next merge changes them. */
+  shared: boolean
+  /** The session's users, sorted; replaced (never changed) when one is added, so reports share it. */
+  users: readonly string[] | undefined
   matches: string[] | undefined
   nofailMatches: string[] | undefined
   /** A failure without offender id is waiting for one. */
   pending: boolean
+}
+
+/** `users` with `u` added in sort order (a new frozen list), or `users` itself when it has `u`. */
+function withUser(users: readonly string[] | undefined, u: string): readonly string[] {
+  if (users === undefined) return Object.freeze([u])
+  if (users.includes(u)) return users
+  const out = users.slice()
+  let i = out.length
+  while (i > 0 && out[i - 1]! > u) i--
+  out.splice(i, 0, u)
+  return Object.freeze(out)
 }
 
 function slotsOf(re: CompiledRegex): {slots: GroupSlot[]; skipSlots: number[]} {
@@ -261,6 +274,8 @@ export class Fail2banFilter {
   /** Literals of which a line must contain one to be worth searching (single-line filters). */
   private readonly required: readonly string[] | undefined
   private readonly hasMlfid: boolean
+  /** Result index of the prefregex's `content` group, -1 when none. */
+  private readonly contentGroup: number
   /** No alt_/tuple_ group fills `mlfid` or `mlfforget`: the plain groups alone decide them. */
   private readonly mlfidPlain: boolean
   private buffer: BufferedLine[] = []
@@ -270,7 +285,7 @@ export class Fail2banFilter {
    */
   private readonly byFirst: readonly (readonly number[])[]
   private readonly allRegexes: readonly number[]
-  private readonly mlfidCache = new Map<string, MlfEntry>()
+  private readonly mlfidCache = new KeyedTable<MlfEntry>(MLFID_CACHE_SIZE)
   private readonly keys: FailureKeys
   /** Per failregex: its data's dictionary order. */
   private readonly layouts: readonly Layout[]
@@ -315,6 +330,7 @@ export class Fail2banFilter {
       }))
     }
     this.byFirst = byFirst
+    this.contentGroup = this.prefregex?.re.groupNames.get('content') ?? -1
     this.hasMlfid = [this.prefregex, ...this.failregex].some((r) => r?.re.groupNames.has('mlfid'))
     this.mlfidPlain = [this.prefregex, ...this.failregex].every((r) => !r || r.slots.every((s) => s.kind === 'plain' || (s.target !== 'mlfid' && s.target !== 'mlfforget')))
     this.earlyIgnore = this.ignoreregex.length > 0 && this.ignoreregex.length < this.failregex.length - 2
@@ -418,7 +434,7 @@ export class Fail2banFilter {
       }
       this.prefregex.hits++
       pm = m
-      content = this.prefregex.re.group(m, 'content') || undefined
+      content = this.contentGroup >= 0 ? m[this.contentGroup] || undefined : undefined
     }
 
     // The lines the failregexes search. Like fail2ban, a prefregex <F-CONTENT> replaces them,
@@ -630,13 +646,12 @@ export class Fail2banFilter {
     let isAddress = false
     let rawId = (vals[K.ip4] ?? vals[K.ip6]) as string | undefined
     if (rawId !== undefined) {
-      const key = rawId.includes(':') ? detached(rawId) : rawId
       const cidr = vals[K.cidr]
-      const c = cidr !== undefined ? canonicalSubnet(key, String(cidr)) : canonicalAddress(key)
+      const c = cidr !== undefined ? canonicalSubnet(rawId, String(cidr)) : canonicalAddress(rawId)
       if (c !== undefined) { addr = c; isAddress = true } else addr = rawId
     } else if (vals[K.dns] !== undefined) {
       rawId = String(vals[K.dns])
-      const c = canonicalAddress(rawId.includes(':') ? detached(rawId) : rawId)
+      const c = canonicalAddress(rawId)
       addr = c ?? rawId
       isAddress = c !== undefined
     }
@@ -657,23 +672,20 @@ export class Fail2banFilter {
     }
     const layout = this.layouts[index]!
     if (entry === undefined) return new Fail2banMatch(index, id, isAddress, time, vals, layout, undefined, lines, nofail, pending)
-    // The cached data keeps changing with later lines of the session: report a snapshot.
-    let users: readonly string[] | undefined
-    if (entry.users) {
-      // The sorted list changes only when a user is added: share it until then.
-      if (entry.sortedUsers === undefined || entry.sortedUsers.length !== entry.users.size) entry.sortedUsers = Object.freeze([...entry.users].sort())
-      users = entry.sortedUsers
-    }
-    return new Fail2banMatch(index, id, isAddress, time, entry.vals.slice(), layout, users, entry.matches ?? lines, nofail, pending)
+    // The cached data keeps changing with later lines of the session: the next merge copies it.
+    entry.shared = true
+    return new Fail2banMatch(index, id, isAddress, time, entry.vals, layout, entry.users, entry.matches ?? lines, nofail, pending)
   }
 
   /** fail2ban's multi-line failure merge (SPEC §4.10). `fail` has no `mlfforget` (it is `forget`). */
   private mergeMlfid(mlfid: string, fail: Values, lines: string[], forget: boolean): MlfEntry {
     const K = this.keys
     const now = this.now()
-    let cached = this.mlfidCache.get(mlfid)
-    if (cached && now - cached.at > MLFID_CACHE_TTL) {
-      this.mlfidCache.delete(mlfid)
+    const table = this.mlfidCache
+    const hash = keyHash(mlfid)
+    let cached = table.get(mlfid, hash)
+    if (cached !== undefined && now - cached.at > MLFID_CACHE_TTL) {
+      table.delete(cached)
       cached = undefined
     }
     let gained = false
@@ -683,48 +695,67 @@ export class Fail2banFilter {
       if (!truthy(fail[K.nofail])) fail[K.nofail] = fail[K.mlfgained]
     } else if (truthy(fail[K.nofail])) nofail = true
     let entry: MlfEntry
-    if (cached) {
+    if (cached !== undefined) {
       entry = cached
       const g = entry.vals
-      if (truthy(fail[K.user])) (entry.users ??= new Set()).add(String(fail[K.user]))
-      let prevNofail = false
-      if (g[K.nofail] !== undefined || g[K.mlfgained] !== undefined) {
-        g[K.nofail] = g[K.mlfgained] = undefined
-        prevNofail = true
-      }
+      if (truthy(fail[K.user])) entry.users = withUser(entry.users, String(fail[K.user]))
+      // The session's `nofail` and `mlfgained` do not carry over to this failure.
+      const prevNofail = g[K.nofail] !== undefined || g[K.mlfgained] !== undefined
       if (gained) entry.pending = false
       if (!prevNofail && !entry.pending) entry.matches = undefined
-      for (let k = 0; k < fail.length; k++) {
-        const v = fail[k]
-        if (v !== undefined && v !== null) g[k] = v
-      }
-      if (forget) this.mlfidCache.delete(mlfid)
-    } else {
-      entry = {at: now, vals: fail, users: undefined, sortedUsers: undefined, matches: undefined, nofailMatches: undefined, pending: false}
-      if (!forget) {
-        if (truthy(fail[K.user])) entry.users = new Set([String(fail[K.user])])
-        if (this.mlfidCache.size >= MLFID_CACHE_SIZE) {
-          const oldest = this.mlfidCache.keys().next().value
-          if (oldest !== undefined) this.mlfidCache.delete(oldest)
+      // The new values win (undefined and null do not). When a report holds the session's
+      // values, they are merged into this failure's own record, which becomes the session's.
+      if (entry.shared) {
+        for (let k = 0; k < fail.length; k++) {
+          const v = fail[k]
+          if (v === undefined || v === null) fail[k] = k === K.nofail || k === K.mlfgained ? undefined : g[k]
         }
-        this.mlfidCache.set(mlfid, entry)
+        entry.vals = fail
+        entry.shared = false
+      } else {
+        if (prevNofail) g[K.nofail] = g[K.mlfgained] = undefined
+        for (let k = 0; k < fail.length; k++) {
+          const v = fail[k]
+          if (v !== undefined && v !== null) g[k] = v
+        }
+      }
+      if (forget) table.delete(entry)
+    } else {
+      entry = {
+        key: mlfid, hash, chain: undefined, older: undefined, newer: undefined,
+        at: now, vals: fail, shared: false, users: undefined, matches: undefined, nofailMatches: undefined, pending: false,
+      }
+      if (!forget) {
+        if (truthy(fail[K.user])) entry.users = withUser(undefined, String(fail[K.user]))
+        if (table.size >= MLFID_CACHE_SIZE) {
+          const oldest = table.oldest()
+          if (oldest !== undefined) table.delete(oldest)
+        }
+        table.add(entry)
       }
     }
     const pending = entry.pending
     entry.pending = false
-    if (pending || (entry.users !== undefined && entry.users.size > 1)) {
+    if (pending || (entry.users !== undefined && entry.users.length > 1)) {
       const d = entry.vals
       d[K.nofail] = d[K.mlfgained] = undefined
       nofail = gained = false
     }
     if (!nofail) {
-      const merged = entry.nofailMatches ?? []
+      const before = entry.nofailMatches
+      const prev = entry.matches
       entry.nofailMatches = undefined
-      if (entry.matches) merged.push(...entry.matches)
-      if (!gained) merged.push(...lines)
-      entry.matches = merged
+      // `lines` is this failure's own list: it can be the session's when nothing precedes it.
+      if (before === undefined && prev === undefined && !gained) entry.matches = lines
+      else {
+        const merged = before ?? []
+        if (prev !== undefined) for (let k = 0; k < prev.length; k++) merged.push(prev[k]!)
+        if (!gained) for (let k = 0; k < lines.length; k++) merged.push(lines[k]!)
+        entry.matches = merged
+      }
     } else if (!forget) {
-      ;(entry.nofailMatches ??= []).push(...lines)
+      const acc = (entry.nofailMatches ??= [])
+      for (let k = 0; k < lines.length; k++) acc.push(lines[k]!)
     }
     return entry
   }
@@ -739,14 +770,4 @@ function startsWith(s: string, p: string): boolean {
   if (s.length < n) return false
   for (let i = 1; i < n; i++) if (s.charCodeAt(i) !== p.charCodeAt(i)) return false
   return s.charCodeAt(0) === p.charCodeAt(0)
-}
-
-/**
- * A copy of `s` that does not keep its parent string alive. A capture is a slice of the line,
- * itself a slice of the reader's ~1 MiB input chunk: the IPv6 canonicalisation cache keeps its
- * keys, and keyed by slices it kept a chunk per cached address (the 1,000,000-line bench held
- * 60+ MiB of dead chunks). Concatenation then slicing makes V8 copy the text into a new string.
- */
-function detached(s: string): string {
-  return (' ' + s).slice(1)
 }
