@@ -755,11 +755,19 @@ describe('dates: the hand-written syslog date matcher agrees with its template r
     expect(declined).to.be.greaterThan(1000)
   })
 
-  it('takes the common shapes: one- and two-digit days, padded or not, any letter case', () => {
+  it('takes the common shapes: every month, one- and two-digit days, padded or not, any letter case', () => {
     const fast = new SyslogDateMatcher()
     for (const line of ['Mar  3 00:00:00 host x', 'mar 03 23:59:59 x', 'DEC 31 12:00:07', 'Jan 1 01:02:03 h', 'Nov 21 14:00:00: x']) {
       expect(fast.match(line), line).to.be.greaterThan(0)
     }
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+    const seen = months.map((m) => {
+      expect(fast.match(`${m} 12 10:20:30 host x`), m).to.equal(15)
+      return fast.minute
+    })
+    // Each month its own minute number (the detector reuses a conversion only within one).
+    expect(new Set(seen).size).to.equal(12)
+    for (const word of ['Mon', 'Sun', 'Jux', 'Ja1', 'Dex']) expect(fast.match(`${word} 12 10:20:30 host x`), word).to.equal(-1)
     expect(new DateDetector(undefined).shortcuts).to.equal(1)
     expect(new DateDetector(undefined, {regexOnly: true}).shortcuts).to.equal(0)
   })

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {isUtf8} from 'node:buffer'
-import {LineSplitter} from '../src/engine/regex/lines.js'
+import {LineBatch, LineSplitter} from '../src/engine/regex/lines.js'
 import {prng, repoRoot, tempTree} from './support/files.js'
 
 
@@ -427,21 +427,23 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
       const all = Buffer.concat(parts)
       const sp = new LineSplitter('utf8')
       const got: string[] = []
+      const batch = new LineBatch()
       let pos = 0
       while (pos < all.length) {
         const len = 1 + Math.floor(rand() * (rand() < 0.3 ? 3 : 40))
-        const before = got.length
-        sp.push(all.subarray(pos, pos + len), got)
-        const added = got.slice(before)
+        sp.push(all.subarray(pos, pos + len), batch)
+        const added = batch.drain()
+        got.push(...added)
         if (sp.batchAscii && added.length > 0) {
           asciiSeen.claimed++
           for (const l of added) expect(l, `round ${round}`).to.match(/^[\x00-\x7f]*$/)
         } else if (added.some((l) => /[^\x00-\x7f]/.test(l))) asciiSeen.nonAscii++
         pos += len
       }
-      const before = got.length
-      sp.end(got)
-      if (sp.batchAscii) for (const l of got.slice(before)) expect(l, `round ${round}`).to.match(/^[\x00-\x7f]*$/)
+      sp.end(batch)
+      const last = batch.drain()
+      got.push(...last)
+      if (sp.batchAscii) for (const l of last) expect(l, `round ${round}`).to.match(/^[\x00-\x7f]*$/)
       const want = reference(all)
       expect(got, `round ${round}: ${JSON.stringify(all.toString('latin1'))}`).to.deep.equal(want.lines)
       expect(sp.stats.invalid, `round ${round}`).to.equal(want.invalid)
@@ -451,16 +453,17 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
     expect(asciiSeen.nonAscii).to.be.greaterThan(100)
     // Only encodings whose ASCII bytes are always ASCII text may claim it.
     const jis = new LineSplitter('iso-2022-jp')
-    jis.push(Buffer.from('\x1b$B$3$s\x1b(B\n', 'latin1'), [])
+    jis.push(Buffer.from('\x1b$B$3$s\x1b(B\n', 'latin1'), new LineBatch())
     expect(jis.batchAscii).to.equal(false)
   })
 
   it('cuts an overlong line and goes on with the next one', function () {
     const sp = new LineSplitter('utf8', undefined, 100)
-    const got: string[] = []
+    const batch = new LineBatch()
     const long = 'é'.repeat(500)
-    for (const piece of ['short\n', long.slice(0, 120), long.slice(120), '\nnext\n']) sp.push(Buffer.from(piece), got)
-    sp.end(got)
+    for (const piece of ['short\n', long.slice(0, 120), long.slice(120), '\nnext\n']) sp.push(Buffer.from(piece), batch)
+    sp.end(batch)
+    const got = batch.drain()
     expect(got).to.have.length(3)
     expect(got[0]).to.equal('short')
     expect(got[1]).to.equal('é'.repeat(50))

@@ -18,10 +18,32 @@ const SPACE = 32
 const COLON = 58
 const DOT = 46
 
-const key3 = (a: number, b: number, c: number): number => (a << 16) | (b << 8) | c
-const keyOf = (s: string): number => key3(s.charCodeAt(0), s.charCodeAt(1), s.charCodeAt(2))
-const MONTHS = new Map(['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].map((m, i) => [keyOf(m), i + 1]))
-const WEEKDAYS = new Set(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map(keyOf))
+/**
+ * Month number (1–12) of three lower-case ASCII letters, 0 when they are no month's abbreviation.
+ * (Branches on the letters: no lookup structure on a path every line takes.)
+ */
+function monthOf(a: number, b: number, c: number): number {
+  switch (a) {
+    case 106: // j: jan jun jul
+      return b === 97 ? (c === 110 ? 1 : 0) : b === 117 ? (c === 110 ? 6 : c === 108 ? 7 : 0) : 0
+    case 102: // f: feb
+      return b === 101 && c === 98 ? 2 : 0
+    case 109: // m: mar may
+      return b === 97 ? (c === 114 ? 3 : c === 121 ? 5 : 0) : 0
+    case 97: // a: apr aug
+      return b === 112 && c === 114 ? 4 : b === 117 && c === 103 ? 8 : 0
+    case 115: // s: sep
+      return b === 101 && c === 112 ? 9 : 0
+    case 111: // o: oct
+      return b === 99 && c === 116 ? 10 : 0
+    case 110: // n: nov
+      return b === 111 && c === 118 ? 11 : 0
+    case 100: // d: dec
+      return b === 101 && c === 99 ? 12 : 0
+    default:
+      return 0
+  }
+}
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57
 /** `[0-9A-Z_a-z]`, the ASCII word characters. */
@@ -40,7 +62,10 @@ export class SyslogDateMatcher {
    */
   minute = -1
   second = -1
-  private hour = 0
+  /** Set by afterDay: the hour, minute and second it read. */
+  private h = 0
+  private m = 0
+  private s = 0
 
   /**
    * Match a pure-ASCII `line` as the template's regex would: the end of the date (which starts at
@@ -51,11 +76,11 @@ export class SyslogDateMatcher {
     const a = letter(line.charCodeAt(0))
     const b = letter(line.charCodeAt(1))
     const c = letter(line.charCodeAt(2))
-    // A letter first: `\W{0,2}` takes nothing. A weekday would be tried as `(?:DAY )?`: declined.
+    // A letter first: `\W{0,2}` takes nothing. A weekday would be tried as `(?:DAY )?`: declined
+    // (no weekday's abbreviation is a month's).
     if (a === 0 || b === 0 || c === 0) return DECLINE
-    const k = key3(a, b, c)
-    const month = MONTHS.get(k)
-    if (month === undefined || WEEKDAYS.has(k) || line.charCodeAt(3) !== SPACE) return DECLINE
+    const month = monthOf(a, b, c)
+    if (month === 0 || line.charCodeAt(3) !== SPACE) return DECLINE
     // The day's alternatives in the regex's order: [1-2]\d, [0 ]?[1-9] (greedy), 3[0-1].
     const x = line.charCodeAt(4)
     const y = line.charCodeAt(5)
@@ -67,11 +92,8 @@ export class SyslogDateMatcher {
     else if (x === 51 && (y === 48 || y === 49) && (end = this.afterDay(line, 6)) !== FAIL) day = 30 + y - 48
     else return DECLINE
     if (end! === DECLINE) return DECLINE
-    const h = this.hour
-    const hour = (line.charCodeAt(h) - 48) * 10 + line.charCodeAt(h + 1) - 48
-    const minute = (line.charCodeAt(h + 3) - 48) * 10 + line.charCodeAt(h + 4) - 48
-    this.minute = ((month * 32 + day) * 32 + hour) * 64 + minute
-    this.second = (line.charCodeAt(h + 6) - 48) * 10 + line.charCodeAt(h + 7) - 48
+    this.minute = ((month * 32 + day) * 32 + this.h) * 64 + this.m
+    this.second = this.s
     return end!
   }
 
@@ -86,12 +108,15 @@ export class SyslogDateMatcher {
     const n = line.length
     if (r + 8 > n) return DECLINE
     const h0 = line.charCodeAt(r)
+    const h1 = line.charCodeAt(r + 1)
     const m0 = line.charCodeAt(r + 3)
+    const m1 = line.charCodeAt(r + 4)
     const s0 = line.charCodeAt(r + 6)
+    const s1 = line.charCodeAt(r + 7)
     // Two-digit fields, each first digit inside its `[…]?`: the greedy path, which matches.
-    if (!(h0 >= 48 && h0 <= 50) || !isDigit(line.charCodeAt(r + 1)) || line.charCodeAt(r + 2) !== COLON) return DECLINE
-    if (!(m0 >= 48 && m0 <= 53) || !isDigit(line.charCodeAt(r + 4)) || line.charCodeAt(r + 5) !== COLON) return DECLINE
-    if (!(s0 >= 48 && s0 <= 53) || !isDigit(line.charCodeAt(r + 7))) return DECLINE
+    if (!(h0 >= 48 && h0 <= 50) || !isDigit(h1) || line.charCodeAt(r + 2) !== COLON) return DECLINE
+    if (!(m0 >= 48 && m0 <= 53) || !isDigit(m1) || line.charCodeAt(r + 5) !== COLON) return DECLINE
+    if (!(s0 >= 48 && s0 <= 53) || !isDigit(s1)) return DECLINE
     const end = r + 8
     if (end < n) {
       const c = line.charCodeAt(end)
@@ -99,7 +124,9 @@ export class SyslogDateMatcher {
       if (c === DOT || isWord(c)) return DECLINE
       if (c === SPACE && line.charCodeAt(end + 1) === 50 && line.charCodeAt(end + 2) === 48) return DECLINE
     }
-    this.hour = r
+    this.h = (h0 - 48) * 10 + h1 - 48
+    this.m = (m0 - 48) * 10 + m1 - 48
+    this.s = (s0 - 48) * 10 + s1 - 48
     return end
   }
 }

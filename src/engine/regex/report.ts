@@ -17,7 +17,7 @@ import * as fs from 'node:fs'
 import type {Readable} from 'node:stream'
 import type {FilterMatch, LineResult} from '../filters/types.js'
 import type {RegexFilter, Dialect} from './dialects.js'
-import {LineSplitter, newDecodeStats, type DecodeStats} from './lines.js'
+import {LineBatch, LineSplitter, newDecodeStats, type DecodeStats} from './lines.js'
 import {resolveFilter, resolveLog, RegexUsageError, errnoText, type FilterSource, type LogInput, type ResolveFilterOptions} from './resolve.js'
 
 export {RegexUsageError} from './resolve.js'
@@ -270,7 +270,7 @@ export class RegexSession {
       if (hooks.onProgress) await hooks.onProgress({lines: lineNo, bytes, elapsed: (performance.now() - t0) / 1000})
     }
 
-    const batch: string[] = []
+    const batch = new LineBatch()
     const input = this.input
     const clock = this.clock
     if (clock !== undefined) clock.now = Date.now() / 1000
@@ -291,12 +291,12 @@ export class RegexSession {
           for await (const chunk of s.open()) {
             const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
             bytes += buf.length
-            batch.length = 0
+            batch.clear()
             this.splitter.push(buf, batch)
             // Lines of a pure-ASCII chunk need no scan of their own.
             const ascii = this.splitter.batchAscii || undefined
             if (clock !== undefined) clock.now = Date.now() / 1000
-            for (let i = 0; i < batch.length; i++) feed(batch[i]!, ascii)
+            for (let line = batch.next(); line !== undefined; line = batch.next()) feed(line, ascii)
             await progress()
           }
         } catch (e) {
@@ -305,10 +305,10 @@ export class RegexSession {
           }
           throw e
         }
-        batch.length = 0
+        batch.clear()
         this.splitter.end(batch)
         if (clock !== undefined) clock.now = Date.now() / 1000
-        for (let i = 0; i < batch.length; i++) feed(batch[i]!)
+        for (let line = batch.next(); line !== undefined; line = batch.next()) feed(line)
       }
       await progress()
     }
