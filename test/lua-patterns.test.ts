@@ -446,7 +446,9 @@ describe('Lua patterns', () => {
             expect(fallback.match(s, 71), pattern).to.deep.equal(native.match(s, 71))
           }
         }),
-        {numRuns: 500},
+        // Seeded: on these 140-unit subjects a pattern with several quantified items backtracks
+        // polynomially in fengari's interpreter, and an unlucky random draw ran past the timeout.
+        {numRuns: 500, seed: 20261121},
       )
     })
   })
