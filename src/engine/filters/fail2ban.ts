@@ -79,7 +79,7 @@ interface MlfEntry extends Keyed<MlfEntry> {
   at: number
   /** The merged failure data (public keys only), as values by key index (FailureKeys). */
   vals: Values
-  /** A report holds `vals`: copy them before the next merge changes them. */
+  /** A report holds `vals`: the next merge must leave them as they are (it adopts the new failure's record). */
   shared: boolean
   /** The session's users, sorted; replaced (never changed) when one is added, so reports share it. */
   users: readonly string[] | undefined
@@ -672,7 +672,8 @@ export class Fail2banFilter {
     }
     const layout = this.layouts[index]!
     if (entry === undefined) return new Fail2banMatch(index, id, isAddress, time, vals, layout, undefined, lines, nofail, pending)
-    // The cached data keeps changing with later lines of the session: the next merge copies it.
+    // The session's data keeps changing with later lines: the report shares `vals` until then,
+    // and the next merge writes into that failure's own record instead (mergeMlfid).
     entry.shared = true
     return new Fail2banMatch(index, id, isAddress, time, entry.vals, layout, entry.users, entry.matches ?? lines, nofail, pending)
   }
