@@ -276,6 +276,20 @@ export class DateDetector {
 
   /** The date in `line`, or null when no template matches. `ascii`: whether `line` is pure ASCII, if known. */
   detect(line: string, ascii?: boolean): DateHit | null {
+    const template = this.scan(line, ascii)
+    return template < 0 ? null : {start: this.hitStart, end: this.hitEnd, time: this.hitTime, template}
+  }
+
+  /** After a scan that found a date: where its text starts and ends in the line, and its time. */
+  hitStart = 0
+  hitEnd = 0
+  hitTime: number | undefined
+
+  /**
+   * detect() without a result object (the hot path reads a date on every line): the index of
+   * the template that matched, its date left in hitStart, hitEnd and hitTime; -1 when none did.
+   */
+  scan(line: string, ascii?: boolean): number {
     const slots = this.slots
     const asc = ascii ?? isAscii(line)
     for (let i = 0; i < slots.length; i++) {
@@ -296,7 +310,10 @@ export class DateDetector {
           this.lastTime = time
           this.lastSecond = fast.second
           this.templates[i]!.hits++
-          return {start: 0, end: fastEnd, time, template: i}
+          this.hitStart = 0
+          this.hitEnd = fastEnd
+          this.hitTime = time
+          return i
         }
       }
       if (s.required.length !== 0 && !hasAny(line, s.required)) continue
@@ -357,9 +374,12 @@ export class DateDetector {
         }
       }
       this.templates[i]!.hits++
-      return {start, end, time, template: i}
+      this.hitStart = start
+      this.hitEnd = end
+      this.hitTime = time
+      return i
     }
-    return null
+    return -1
   }
 }
 

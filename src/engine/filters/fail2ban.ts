@@ -100,6 +100,21 @@ function withUser(users: readonly string[] | undefined, u: string): readonly str
   return Object.freeze(out)
 }
 
+/**
+ * The lines of `a`, `b` and `c` (each may be absent) in one new array of exactly their number:
+ * an array grown by push reserves room for 17 on its first push, and sessions merge on most
+ * failures.
+ */
+function joined(a: readonly string[] | undefined, b: readonly string[] | undefined, c: readonly string[] | undefined): string[] {
+  const na = a === undefined ? 0 : a.length
+  const nb = b === undefined ? 0 : b.length
+  const out = new Array<string>(na + nb + (c === undefined ? 0 : c.length))
+  for (let k = 0; k < na; k++) out[k] = a![k]!
+  for (let k = 0; k < nb; k++) out[na + k] = b![k]!
+  if (c !== undefined) for (let k = 0; k < c.length; k++) out[na + nb + k] = c[k]!
+  return out
+}
+
 function slotsOf(re: CompiledRegex): {slots: GroupSlot[]; skipSlots: number[]} {
   const slots: GroupSlot[] = []
   const skipSlots: number[] = []
@@ -482,8 +497,8 @@ export class Fail2banFilter {
         }
         const fm = this.failure(i, m, fr, pm, undefined, line, time)
         if (fm) {
-          if (result.matches === (NONE as FilterMatch[])) result.matches = []
-          result.matches.push(fm)
+          if (result.matches === (NONE as FilterMatch[])) result.matches = [fm]
+          else result.matches.push(fm)
         }
         if (!this.checkAll) break
         continue
@@ -510,8 +525,8 @@ export class Fail2banFilter {
       }
       const fm = this.failure(i, m, fr, pm, matched, line, time)
       if (fm) {
-        if (result.matches === (NONE as FilterMatch[])) result.matches = []
-        result.matches.push(fm)
+        if (result.matches === (NONE as FilterMatch[])) result.matches = [fm]
+        else result.matches.push(fm)
       }
       if (multi) {
         lines = this.buffer = unmatched
@@ -748,16 +763,8 @@ export class Fail2banFilter {
       entry.nofailMatches = undefined
       // `lines` is this failure's own list: it can be the session's when nothing precedes it.
       if (before === undefined && prev === undefined && !gained) entry.matches = lines
-      else {
-        const merged = before ?? []
-        if (prev !== undefined) for (let k = 0; k < prev.length; k++) merged.push(prev[k]!)
-        if (!gained) for (let k = 0; k < lines.length; k++) merged.push(lines[k]!)
-        entry.matches = merged
-      }
-    } else if (!forget) {
-      const acc = (entry.nofailMatches ??= [])
-      for (let k = 0; k < lines.length; k++) acc.push(lines[k]!)
-    }
+      else entry.matches = joined(before, prev, gained ? undefined : lines)
+    } else if (!forget) entry.nofailMatches = joined(entry.nofailMatches, lines, undefined)
     return entry
   }
 }

@@ -52,15 +52,15 @@ export class LineReader {
     if (noDate) time = this.now()
     else if (this.dates.none) time = this.recentDate() ?? this.now()
     else {
-      const hit = this.dates.detect(line, ascii)
-      if (hit) {
-        template = hit.template
-        if (hit.time !== undefined) {
-          time = this.lastDate = hit.time
-          text = line.slice(0, hit.start) + line.slice(hit.end)
+      const d = this.dates
+      template = d.scan(line, ascii)
+      if (template >= 0) {
+        if (d.hitTime !== undefined) {
+          time = this.lastDate = d.hitTime
+          text = line.slice(0, d.hitStart) + line.slice(d.hitEnd)
         } else {
           time = this.recentDate()
-          if (time === undefined) text = line.slice(0, hit.start) + line.slice(hit.end)
+          if (time === undefined) text = line.slice(0, d.hitStart) + line.slice(d.hitEnd)
         }
       } else time = this.recentDate()
     }
