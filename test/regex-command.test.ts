@@ -457,6 +457,42 @@ describe('LineSplitter (the streaming reader behind spylog regex)', function () 
     expect(jis.batchAscii).to.equal(false)
   })
 
+  it('gives the same lines from large chunks, which it decodes piece by piece', function () {
+    const rand = prng(11)
+    const LONG = ['x'.repeat(3000), 'é'.repeat(700), 'a'.repeat(32 * 1024 - 1)]
+    for (let round = 0; round < 12; round++) {
+      // Rounds 0–3 pure ASCII (Latin-1 pieces), 4–7 valid UTF-8, 8–11 with invalid bytes and NULs.
+      const pieces = round < 4 ? ['abc', ' ', '\n', '\r\n', '\r', 'x'.repeat(40)] : round < 8 ? [...PIECES.filter((p) => p !== '\0'), 'é'] : PIECES
+      const parts: Buffer[] = []
+      let size = 0
+      while (size < 300_000) {
+        const r = rand()
+        const p = r < 0.01 ? LONG[Math.floor(rand() * LONG.length)]! : pieces[Math.floor(rand() * pieces.length)]!
+        const b = round >= 8 && r > 0.999 ? Buffer.from([0xff]) : Buffer.from(round < 4 ? p.replace(/[^\x00-\x7f]/g, '?') : p)
+        parts.push(b)
+        size += b.length
+      }
+      const all = Buffer.concat(parts)
+      const sp = new LineSplitter('utf8')
+      const batch = new LineBatch()
+      const got: string[] = []
+      for (let pos = 0; pos < all.length; ) {
+        const len = 40_000 + Math.floor(rand() * 260_000)
+        batch.clear()
+        sp.push(all.subarray(pos, pos + len), batch)
+        for (let l = batch.next(); l !== undefined; l = batch.next()) got.push(l)
+        pos += len
+      }
+      sp.end(batch)
+      got.push(...batch.drain())
+      const want = reference(all)
+      expect(got.length, `round ${round}`).to.equal(want.lines.length)
+      for (let i = 0; i < got.length; i++) if (got[i] !== want.lines[i]) expect(got[i], `round ${round}, line ${i + 1}`).to.equal(want.lines[i])
+      expect(sp.stats.invalid, `round ${round}`).to.equal(want.invalid)
+      expect(sp.stats.binary, `round ${round}`).to.equal(want.binary)
+    }
+  })
+
   it('cuts an overlong line and goes on with the next one', function () {
     const sp = new LineSplitter('utf8', undefined, 100)
     const batch = new LineBatch()

@@ -5,17 +5,21 @@
  * Lines end at `\n` only; one `\r` before it is dropped (CRLF files), any other `\r` stays
  * (fail2ban-corpus SPEC §4.1). A UTF-8 byte-order mark at the start of the stream is skipped.
  *
- * How: each chunk is cut at its last `\n` byte; the complete lines before it are decoded in one
- * call into a LineBatch, which cuts one line at a time as the consumer reads it (a line then
- * dies young: cutting a whole chunk's ~10,000 lines up front kept them alive through the young
- * generation's collections, which copied them every time), and the tail is carried to the next
- * chunk. For UTF-8 the common case costs two native scans per chunk (`isAscii` or else
- * `isUtf8`, and `indexOf(0)` for NUL bytes) and a decode, Latin-1's for an ASCII chunk (same
- * text, 18 ms instead of 108 ms on the bench log); only a chunk that fails a scan is re-walked
- * line by line to count the offending lines. On 1M sshd lines (104 MiB) this takes about 0.1 s
- * of CPU; before the Latin-1 path it took 0.23 s, against 0.35 s for `node:readline`'s 'line'
- * events and 0.45–0.56 s for its async iterator (which also split on a lone `\r`: wrong here). UTF-16 input, where a `0x0A` byte may sit inside
- * a character, is decoded as a stream first and split afterwards.
+ * How: each chunk is cut at its last `\n` byte; the complete lines before it go to a LineBatch,
+ * which decodes them a piece (~32 KiB, cut at a `\n`) at a time and cuts one line at a time as
+ * the consumer reads it, and the tail is carried to the next chunk. Both keep what is alive
+ * small: cutting a whole chunk's ~10,000 lines up front kept them alive through the young
+ * generation's collections, which copied them every time; decoding the whole 1 MiB chunk made
+ * one large string that outlived a collection, was moved to the old generation and made it
+ * fill and be collected every ~15 MiB of log (7 full collections on the bench log, 1 with
+ * pieces; bench run 1.31–1.34 s → 1.27 s). For UTF-8 the common case costs two native scans per
+ * chunk (`isAscii` or else `isUtf8`, and `indexOf(0)` for NUL bytes) and a decode, Latin-1's
+ * for ASCII (same text, 18 ms instead of 108 ms on the bench log); only a chunk that fails a
+ * scan is re-walked line by line to count the offending lines. On 1M sshd lines (104 MiB) this
+ * takes about 0.1 s of CPU; before the Latin-1 path it took 0.23 s, against 0.35 s for
+ * `node:readline`'s 'line' events and 0.45–0.56 s for its async iterator (which also split on
+ * a lone `\r`: wrong here). UTF-16 input, where a `0x0A` byte may sit inside a character, is
+ * decoded as a stream first and split afterwards.
  *
  * Nothing ever throws on content: invalid byte sequences decode to U+FFFD and are counted,
  * NUL-containing ("binary") lines are counted and passed on, and a line longer than
@@ -132,37 +136,71 @@ const LF = 0x0a
 const CR = 13
 const NUL = '\0'
 const DEFAULT_MAX_LINE_BYTES = 1 << 20
+/** Bytes of ASCII text decoded at a time (LineBatch.addAscii): below V8's large-object size. */
+/** Bytes decoded at a time (LineBatch.addBytes): well below V8's large-object size (128 KiB). */
+const PIECE = 32 << 10
 
 /**
  * The lines of one push() or end(): whole decoded texts of `\n`-separated lines, cut into lines
  * (one final `\r` dropped) as they are read, in order.
  */
 export class LineBatch {
-  private readonly texts: string[] = []
-  /** Per text: whether its lines may end with a `\r` to drop. */
-  private readonly crs: boolean[] = []
+  /** Decoded texts, or bytes not decoded yet (see addBytes). */
+  private readonly texts: (string | Buffer)[] = []
+  /** Per text: whether its lines may end with a `\r` to drop (for bytes: their encoding). */
+  private readonly crs: (boolean | 'latin1' | 'utf8')[] = []
   private t = 0
   private pos = 0
 
-  /** Add `body` (no final `\n`): one line, or several separated by `\n`; `cr`: drop a final `\r` from each. */
-  add(body: string, cr: boolean): void {
+  /**
+   * Add `body` (no final `\n`): one line, or several separated by `\n`; `cr`: drop a final `\r`
+   * from each. (Or bytes, with their encoding: see addBytes.)
+   */
+  add(body: string, cr: boolean): void
+  add(body: Buffer, encoding: 'latin1' | 'utf8'): void
+  add(body: string | Buffer, how: boolean | 'latin1' | 'utf8'): void {
     this.texts.push(body)
-    this.crs.push(cr)
+    this.crs.push(how)
+  }
+
+  /**
+   * Add the bytes of complete lines (no final `\n`), valid in `encoding`, to be decoded a piece
+   * of about PIECE bytes at a time as the lines are read: the bytes must stay unchanged until
+   * then. (A 1 MiB chunk decoded at once is one large string; it outlives a young-generation
+   * collection while its lines are matched, is moved to the old generation, which then fills
+   * and is collected every ~15 MiB of log. A piece dies young.)
+   */
+  addBytes(body: Buffer, encoding: 'latin1' | 'utf8'): void {
+    let from = 0
+    while (body.length - from > PIECE) {
+      const nl = body.indexOf(LF, from + PIECE)
+      if (nl < 0) break
+      this.add(body.subarray(from, nl), encoding)
+      from = nl + 1
+    }
+    this.add(from === 0 ? body : body.subarray(from), encoding)
   }
 
   /** The next line, or undefined when all have been read. */
   next(): string | undefined {
     const texts = this.texts
     while (this.t < texts.length) {
-      const s = texts[this.t]!
+      const e = texts[this.t]!
+      let s: string
+      if (typeof e === 'string') s = e
+      else {
+        texts[this.t] = s = e.toString(this.crs[this.t] as 'latin1' | 'utf8')
+        this.crs[this.t] = s.includes('\r')
+      }
       const from = this.pos
       if (from <= s.length) {
         const nl = s.indexOf('\n', from)
         let end = nl < 0 ? s.length : nl
         this.pos = end + 1
-        if (end > from && this.crs[this.t] && s.charCodeAt(end - 1) === CR) end--
+        if (end > from && this.crs[this.t] === true && s.charCodeAt(end - 1) === CR) end--
         return s.slice(from, end)
       }
+      texts[this.t] = ''
       this.t++
       this.pos = 0
     }
@@ -313,8 +351,12 @@ export class LineSplitter {
     const clean = ascii || codec.valid(body)
     const hasNul = body.indexOf(0) >= 0
     if (clean && !hasNul) {
-      const text = ascii ? body.toString('latin1') : codec.decode(body)
-      out.add(text, text.includes('\r'))
+      if (ascii) out.addBytes(body, 'latin1')
+      else if (codec === UTF8) out.addBytes(body, 'utf8')
+      else {
+        const text = codec.decode(body)
+        out.add(text, text.includes('\r'))
+      }
       return
     }
     // Rare: find the offending lines.
