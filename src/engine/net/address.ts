@@ -54,8 +54,9 @@ export function canonicalAddress(s: string): string | undefined {
 
 /**
  * A copy of `s` that does not keep its parent string alive. An address is often a slice of a
- * log line, itself a slice of a reader's ~1 MiB input chunk: keyed by such slices, the cache
- * kept a chunk per cached address (the 1,000,000-line bench held 60+ MiB of dead chunks).
+ * log line, itself a slice of a reader's input text (a 1 MiB chunk when this was written, a
+ * ~32 KiB piece now): keyed by such slices, the cache kept that text per cached address (the
+ * 1,000,000-line bench held 60+ MiB of dead chunks).
  * Concatenation then slicing makes V8 copy the text into a new string.
  */
 function detached(s: string): string {
