@@ -4,8 +4,8 @@
  *
  * A Map did this job, but its keys here are fresh slices of the line every time: the Map hashed
  * each in V8's runtime and compared it in full against the stored key; it was the costliest
- * single line of the failure bookkeeping. This table hashes in JavaScript (FNV-1a over UTF-16
- * code units of its tail, compiled inline by the optimiser), compares hashes before strings, and links its
+ * single line of the failure bookkeeping. This table hashes in JavaScript (FNV-1a over the
+ * key's tail, compiled inline by the optimiser), compares hashes before strings, and links its
  * entries intrusively (no allocation per entry beyond the entry itself).
  */
 
@@ -22,7 +22,7 @@ export interface Keyed<E> {
 /**
  * FNV-1a over the string's length and its last 8 UTF-16 code units, as a 32-bit integer. A
  * session id ends with what tells sessions apart (`host sshd[4711]: `): hashing only its tail
- * halves the cost on the bench log's ids (~25 characters); keys that share a tail share a
+ * halves the cost on the bench log's ids (~21 characters); keys that share a tail share a
  * bucket, and `get` compares the whole key anyway.
  */
 export function keyHash(s: string): number {

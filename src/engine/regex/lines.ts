@@ -136,7 +136,6 @@ const LF = 0x0a
 const CR = 13
 const NUL = '\0'
 const DEFAULT_MAX_LINE_BYTES = 1 << 20
-/** Bytes of ASCII text decoded at a time (LineBatch.addAscii): below V8's large-object size. */
 /** Bytes decoded at a time (LineBatch.addBytes): well below V8's large-object size (128 KiB). */
 const PIECE = 32 << 10
 
