@@ -11,7 +11,7 @@
 // 4. when sshguard's parser is installed (/usr/libexec/sshguard/sshg-parser), feeds it the same
 //    file and compares throughput (its rules differ from fail2ban's, so only the counts are shown).
 //
-// Each tool runs BENCH_RUNS times (default 3), one after the other: the table shows each tool's
+// Each tool runs BENCH_RUNS times (default 3), in rounds of one run of each: the table shows each tool's
 // fastest run (the one the machine disturbed least; a shared VM varies by ±15 % and more from run
 // to run) and the verdict both the fastest and the median ratio; every time is printed.
 //
@@ -137,16 +137,30 @@ function compareRows(a, b) {
   return {same: nA === 0 && nB === 0, nA, nB, onlyA, onlyB}
 }
 
-/** Run `once` `n` times: the results sorted by `seconds` (fastest first), and the median seconds. Stops at a failure. */
-async function repeat(n, once) {
-  const results = []
+/** Summary of one tool's runs: sorted by `seconds` (fastest first), and the median seconds. */
+function summary(results) {
+  const sorted = results.slice().sort((a, b) => a.seconds - b.seconds)
+  return {best: sorted[0], median: sorted[Math.floor((sorted.length - 1) / 2)].seconds, all: sorted.map((r) => r.seconds)}
+}
+
+/**
+ * `n` rounds of one run of each tool, in order: each tool's summary by name, or {failed} with its
+ * failing run (a tool that fails is not run again).
+ */
+async function rounds(n, tools) {
+  const results = new Map(tools.map((t) => [t.name, []]))
+  const failed = new Map()
   for (let i = 0; i < n; i++) {
-    const r = await once()
-    if (r.failed) return {failed: r}
-    results.push(r)
+    for (const t of tools) {
+      if (failed.has(t.name)) continue
+      const r = await t.once()
+      if (r.failed) failed.set(t.name, r)
+      else results.get(t.name).push(r)
+    }
   }
-  results.sort((a, b) => a.seconds - b.seconds)
-  return {best: results[0], median: results[Math.floor((results.length - 1) / 2)].seconds, all: results.map((r) => r.seconds)}
+  const out = new Map()
+  for (const t of tools) out.set(t.name, failed.has(t.name) ? {failed: failed.get(t.name)} : summary(results.get(t.name)))
+  return out
 }
 
 const fmtTimes = (r) => r.all.map((t) => t.toFixed(2)).join(', ')
@@ -182,15 +196,49 @@ async function main() {
 
   const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 
-  // spylog
-  console.log(`spylog: running ${runs}× …`)
+  // The tools run in rounds, one run of each per round, so that all meet the machine's same
+  // moods: run back to back, spylog's few seconds could all fall in a slow minute (or a fast one)
+  // that fail2ban-regex's minutes average out.
   const spRows = path.join(OUT, 'spylog.rows')
-  const spRuns = await repeat(runs, async () => {
-    const sp = await run(process.execPath, [fileURLToPath(import.meta.url), '--child', log, filter, spRows])
-    if (sp.code !== 0) return {failed: true, ...sp}
-    const stats = JSON.parse(sp.stdout)
-    return {seconds: stats.elapsed, wall: sp.seconds, stats}
-  })
+  const f2Rows = path.join(OUT, 'fail2ban-regex.rows')
+  const gRows = path.join(OUT, 'sshguard.out')
+  const f2b = process.env.BENCH_SKIP_F2B === '1' ? undefined : which('fail2ban-regex')
+  const sshg = '/usr/libexec/sshguard/sshg-parser'
+  const withSshg = fs.existsSync(sshg) && process.env.BENCH_SKIP_SSHGUARD !== '1'
+  const tools = [
+    {
+      name: 'spylog',
+      once: async () => {
+        const sp = await run(process.execPath, [fileURLToPath(import.meta.url), '--child', log, filter, spRows])
+        if (sp.code !== 0) return {failed: true, ...sp}
+        const stats = JSON.parse(sp.stdout)
+        return {seconds: stats.elapsed, wall: sp.seconds, stats}
+      },
+    },
+  ]
+  if (f2b) {
+    tools.push({
+      name: 'fail2ban-regex',
+      once: async () => {
+        const f = await run(f2b, ['-r', '-o', ROW_FORMAT, log, filter], {stdoutFile: f2Rows})
+        return f.code !== 0 ? {failed: true, ...f} : f
+      },
+    })
+  }
+  if (withSshg) {
+    tools.push({
+      name: 'sshguard parser',
+      once: async () => {
+        const g = await run(sshg, [], {stdinFile: log, stdoutFile: gRows})
+        return g.code !== 0 ? {failed: true, ...g} : g
+      },
+    })
+  }
+  console.log(`running ${runs} round${runs > 1 ? 's' : ''} of ${tools.map((t) => t.name).join(', ')}, one run of each per round${f2b ? ' (fail2ban-regex: about half a minute per million lines)' : ''} …`)
+  const results = await rounds(runs, tools)
+
+  // spylog
+  const spRuns = results.get('spylog')
   if (spRuns.failed) {
     console.error(`spylog failed (exit ${spRuns.failed.code}):\n${spRuns.failed.stderr}`)
     process.exit(1)
@@ -204,15 +252,9 @@ async function main() {
   rows.push(['spylog (engine)', fmtInt(s.lines.total), s.elapsed.toFixed(2), fmtInt(spRate), fmtMiB(s.maxRssKiB), `${fmtInt(s.failures)} failures`, '1.00'])
 
   // fail2ban-regex
-  const f2b = which('fail2ban-regex')
-  let verdict = 'fail2ban-regex not installed (Debian package fail2ban): comparison skipped'
-  if (f2b && process.env.BENCH_SKIP_F2B !== '1') {
-    console.log(`fail2ban-regex: running ${runs}× (about half a minute per million lines each) …`)
-    const f2Rows = path.join(OUT, 'fail2ban-regex.rows')
-    const fRuns = await repeat(runs, async () => {
-      const f = await run(f2b, ['-r', '-o', ROW_FORMAT, log, filter], {stdoutFile: f2Rows})
-      return f.code !== 0 ? {failed: true, ...f} : f
-    })
+  let verdict = process.env.BENCH_SKIP_F2B === '1' ? 'fail2ban-regex skipped (BENCH_SKIP_F2B=1)' : 'fail2ban-regex not installed (Debian package fail2ban): comparison skipped'
+  if (f2b) {
+    const fRuns = results.get('fail2ban-regex')
     if (fRuns.failed) {
       console.error(`fail2ban-regex failed (exit ${fRuns.failed.code}):\n${fRuns.failed.stderr.slice(0, 2000)}`)
       verdict = 'fail2ban-regex failed'
@@ -234,15 +276,9 @@ async function main() {
   }
 
   // sshguard
-  const sshg = '/usr/libexec/sshguard/sshg-parser'
-  let sshgNote = 'sshguard not installed (Debian package sshguard): skipped'
-  if (fs.existsSync(sshg) && process.env.BENCH_SKIP_SSHGUARD !== '1') {
-    console.log(`sshguard parser: running ${runs}× …`)
-    const gRows = path.join(OUT, 'sshguard.out')
-    const gRuns = await repeat(runs, async () => {
-      const g = await run(sshg, [], {stdinFile: log, stdoutFile: gRows})
-      return g.code !== 0 ? {failed: true, ...g} : g
-    })
+  let sshgNote = process.env.BENCH_SKIP_SSHGUARD === '1' ? 'sshguard skipped (BENCH_SKIP_SSHGUARD=1)' : 'sshguard not installed (Debian package sshguard): skipped'
+  if (withSshg) {
+    const gRuns = results.get('sshguard parser')
     if (gRuns.failed) sshgNote = `sshg-parser failed (exit ${gRuns.failed.code}): ${gRuns.failed.stderr.slice(0, 200)}`
     else {
       const r = gRuns.best
