@@ -152,6 +152,9 @@ function compare(cases: Case[]): Comparison {
         if (!allowed && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: first-character table refuses ${JSON.stringify(s)} which python matches`)
         // And its literal prefix starts every real match.
         if (!s.startsWith(re.first.prefix) && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: literal prefix ${JSON.stringify(re.first.prefix)} refuses ${JSON.stringify(s)} which python matches`)
+        // And so does one of its literal starts, when it starts with a choice of them.
+        const px = re.first.prefixes
+        if (px !== undefined && !px.some((t) => s.startsWith(t)) && mismatches.length < 20) mismatches.push(`${JSON.stringify(c.p)}: literal starts ${JSON.stringify(px)} refuse ${JSON.stringify(s)} which python matches`)
       }
       if (JSON.stringify(got) !== JSON.stringify(w) && mismatches.length < 20) {
         mismatches.push(`${JSON.stringify(c.p)} flags=${c.flags} subject=${JSON.stringify(s)}: python ${JSON.stringify(w)}, spylog ${JSON.stringify(got)} (js ${re.jsSource})`)
@@ -164,7 +167,7 @@ function compare(cases: Case[]): Comparison {
 describe('Python regex translation', function () {
   const exe = python()
 
-  it('finds the literal prefix of anchored patterns, through groups, never past a choice or a case-insensitive item', () => {
+  it('finds the literal prefix of anchored patterns, through groups and choices, never past a case-insensitive item', () => {
     const prefix = (p: string, ignoreCase = false) => compilePython(p, {ignoreCase}).first?.prefix
     expect(prefix('^Failed (?P<nofail>publickey) for (?:invalid user )?x')).to.equal('Failed publickey for ')
     expect(prefix('^Failed publickey for invalid user (?P<user>\\S+)')).to.equal('Failed publickey for invalid user ')
@@ -176,6 +179,16 @@ describe('Python regex translation', function () {
     expect(prefix('^ab?c')).to.equal('a')
     expect(prefix('^a-b:\\d')).to.equal('a-b:')
     expect(prefix('abc')).to.equal(undefined) // not anchored: no table at all
+    // A choice at the start: its literal starts, one of which every match begins with.
+    const starts = (p: string) => compilePython(p).first?.prefixes
+    expect(starts('^(?P<x>(?:Connection (?:closed|reset)|Disconnect(?:ed|ing)))')).to.deep.equal(['Connection closed', 'Connection reset', 'Disconnected', 'Disconnecting'])
+    expect(starts('^(?:Connection|Disconnect)ed')).to.deep.equal(['Connection', 'Disconnect'])
+    expect(prefix('^(?:ab|ac)x')).to.equal('a')
+    expect(starts('^(?:ab|ac)x')).to.deep.equal(['ab', 'ac'])
+    expect(starts('^(?:Connection|\\S+) from')).to.equal(undefined) // one alternative starts with anything
+    expect(starts('^(?:Failed|Failed publickey) for')).to.equal(undefined) // 'Failed' (the prefix) covers both
+    expect(starts('^(?:a|b|c|d|e|f|g|h|i)x')).to.equal(undefined) // more than 8 texts
+    expect(starts('^(?:(?i:Ab)|Cd)')).to.equal(undefined) // case-insensitive: no literal start
   })
 
   it('translates the constructs fail2ban filters use', () => {

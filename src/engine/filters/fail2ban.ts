@@ -57,6 +57,8 @@ export interface FilterRegex {
   readonly mlfid: number
   /** Literal text every match starts with, when longer than one character (FirstChars.prefix), else ''. */
   readonly prefix: string
+  /** When `prefix` is '': literal texts one of which every match starts with (FirstChars.prefixes). */
+  readonly prefixes: readonly string[] | undefined
 }
 
 /** How a named group feeds the failure data: as is, as `alt_X` (fills X) or `tuple_X`. */
@@ -373,7 +375,8 @@ export class Fail2banFilter {
     try {
       const re = compilePython(expanded, {multiline, singleLine})
       const prefix = re.first !== undefined && re.first.prefix.length > 1 ? re.first.prefix : ''
-      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1, prefix}
+      const prefixes = prefix === '' ? re.first?.prefixes : undefined
+      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1, prefix, prefixes}
     } catch (e) {
       if (!(e instanceof PatternError)) throw e
       const o = spec.origin?.[field]
@@ -483,7 +486,9 @@ export class Fail2banFilter {
       const i = cands[n++]
       prev = i
       const fr = this.failregex[i]
-      if (fr.prefix !== '' && !startsWith(failBuf, fr.prefix)) continue
+      if (fr.prefix !== '') {
+        if (!startsWith(failBuf, fr.prefix)) continue
+      } else if (fr.prefixes !== undefined && !startsWithOne(failBuf, fr.prefixes)) continue
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
@@ -778,4 +783,10 @@ function startsWith(s: string, p: string): boolean {
   if (s.length < n) return false
   for (let i = 1; i < n; i++) if (s.charCodeAt(i) !== p.charCodeAt(i)) return false
   return s.charCodeAt(0) === p.charCodeAt(0)
+}
+
+/** Whether `s` starts with one of `texts`. */
+function startsWithOne(s: string, texts: readonly string[]): boolean {
+  for (let k = 0; k < texts.length; k++) if (startsWith(s, texts[k]!)) return true
+  return false
 }

@@ -2177,22 +2177,60 @@ export interface FirstChars {
    * startsWith instead of a regex call that would fail on it.
    */
   readonly prefix: string
+  /**
+   * When the pattern starts with a choice of literal texts (`^(?:Connection closed|Disconnected)`):
+   * those texts (at most MAX_PREFIXES, none empty), one of which every match starts with;
+   * undefined otherwise.
+   */
+  readonly prefixes?: readonly string[]
 }
 
-/** The case-sensitive literal characters a sequence starts with, through groups; false once a non-literal is met. */
-function literalPrefix(items: readonly Node[], out: {s: string}): boolean {
+/** Literal texts a sequence can start with: `complete` when the whole sequence is that one text. */
+interface Prefixes {
+  texts: string[]
+  complete: boolean
+}
+
+/** Choices beyond this many literal starts are not worth testing one by one. */
+const MAX_PREFIXES = 8
+
+/**
+ * The case-sensitive literal texts one of which a match of `items` starts with, through groups
+ * and choices; a text ends at the first non-literal item (a class, a quantifier, a
+ * case-insensitive character, …), so '' means "anything".
+ */
+function prefixesOf(items: readonly Node[]): Prefixes {
+  let s = ''
   for (const it of items) {
     if (it.t === 'char' && !it.f.i) {
-      out.s += String.fromCodePoint(it.cp)
+      s += String.fromCodePoint(it.cp)
       continue
     }
-    if (it.t === 'group' || it.t === 'atomic') {
-      if (!literalPrefix(it.body.t === 'seq' ? it.body.items : [it.body], out)) return false
+    let sub: Prefixes | undefined
+    if (it.t === 'group' || it.t === 'atomic') sub = prefixesOf(it.body.t === 'seq' ? it.body.items : [it.body])
+    else if (it.t === 'alt') {
+      const texts: string[] = []
+      for (const a of it.alts) texts.push(...prefixesOf(a.t === 'seq' ? a.items : [a]).texts)
+      sub = {texts, complete: false}
+    }
+    if (sub === undefined) return {texts: [s], complete: false}
+    if (sub.complete) {
+      s += sub.texts[0]
       continue
     }
-    return false
+    return {texts: sub.texts.map((t) => s + t), complete: false}
   }
-  return true
+  return {texts: [s], complete: true}
+}
+
+function commonPrefix(texts: readonly string[]): string {
+  let p = texts[0] ?? ''
+  for (const t of texts) {
+    let n = 0
+    while (n < p.length && n < t.length && p.charCodeAt(n) === t.charCodeAt(n)) n++
+    p = p.slice(0, n)
+  }
+  return p
 }
 
 function anchoredFirst(tree: Node): FirstChars | undefined {
@@ -2209,9 +2247,10 @@ function anchoredFirst(tree: Node): FirstChars | undefined {
     for (let c = f.set[i]; c <= Math.min(f.set[i + 1], 127); c++) ascii[c] = 1
     if (f.set[i + 1] >= 128) other = true
   }
-  const prefix = {s: ''}
-  literalPrefix(items.slice(1), prefix)
-  return {ascii, other, prefix: prefix.s}
+  const texts = [...new Set(prefixesOf(items.slice(1)).texts)]
+  const prefix = commonPrefix(texts)
+  const choice = texts.length > 1 && texts.length <= MAX_PREFIXES && texts.every((t) => t.length > prefix.length)
+  return choice ? {ascii, other, prefix, prefixes: texts} : {ascii, other, prefix}
 }
 
 /** Variants of a regex for one sticky loop, compiled on first use per repetition index. */
