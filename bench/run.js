@@ -145,21 +145,26 @@ function summary(results) {
 
 /**
  * `n` rounds of one run of each tool, in order: each tool's summary by name, or {failed} with its
- * failing run (a tool that fails is not run again).
+ * failing run (a tool that fails is not run again; when the first one, spylog, fails, nothing
+ * else runs: there is nothing to compare with).
  */
 async function rounds(n, tools) {
   const results = new Map(tools.map((t) => [t.name, []]))
   const failed = new Map()
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && !failed.has(tools[0].name); i++) {
     for (const t of tools) {
       if (failed.has(t.name)) continue
       const r = await t.once()
       if (r.failed) failed.set(t.name, r)
       else results.get(t.name).push(r)
+      if (failed.has(tools[0].name)) break
     }
   }
   const out = new Map()
-  for (const t of tools) out.set(t.name, failed.has(t.name) ? {failed: failed.get(t.name)} : summary(results.get(t.name)))
+  for (const t of tools) {
+    const rs = results.get(t.name)
+    out.set(t.name, failed.has(t.name) ? {failed: failed.get(t.name)} : rs.length > 0 ? summary(rs) : {notRun: true})
+  }
   return out
 }
 
