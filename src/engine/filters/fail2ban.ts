@@ -55,10 +55,11 @@ export interface FilterRegex {
   readonly first: FirstChars | undefined
   /** Result index of the plain `mlfid` group, -1 when none. */
   readonly mlfid: number
-  /** Literal text every match starts with, when longer than one character (FirstChars.prefix), else ''. */
-  readonly prefix: string
-  /** When `prefix` is '': literal texts one of which every match starts with (FirstChars.prefixes). */
-  readonly prefixes: readonly string[] | undefined
+  /**
+   * Literal texts one of which every match starts with (FirstChars: its prefix when longer than
+   * one character, else the texts of the choice it starts with); empty when none is known.
+   */
+  readonly starts: readonly string[]
 }
 
 /** How a named group feeds the failure data: as is, as `alt_X` (fills X) or `tuple_X`. */
@@ -374,9 +375,9 @@ export class Fail2banFilter {
     const expanded = rewriteInlineFlags(expandTags(source, this.usedns))
     try {
       const re = compilePython(expanded, {multiline, singleLine})
-      const prefix = re.first !== undefined && re.first.prefix.length > 1 ? re.first.prefix : ''
-      const prefixes = prefix === '' ? re.first?.prefixes : undefined
-      return {source, expanded, re, hits: 0, ...slotsOf(re), first: re.first, mlfid: re.groupNames.get('mlfid') ?? -1, prefix, prefixes}
+      const f = re.first
+      const starts = f === undefined ? [] : f.prefix.length > 1 ? [f.prefix] : f.prefixes ?? []
+      return {source, expanded, re, hits: 0, ...slotsOf(re), first: f, mlfid: re.groupNames.get('mlfid') ?? -1, starts}
     } catch (e) {
       if (!(e instanceof PatternError)) throw e
       const o = spec.origin?.[field]
@@ -486,9 +487,7 @@ export class Fail2banFilter {
       const i = cands[n++]
       prev = i
       const fr = this.failregex[i]
-      if (fr.prefix !== '') {
-        if (!startsWith(failBuf, fr.prefix)) continue
-      } else if (fr.prefixes !== undefined && !startsWithOne(failBuf, fr.prefixes)) continue
+      if (fr.starts.length > 0 && !startsWithOne(failBuf, fr.starts)) continue
       const m = fr.re.exec(failBuf, 0, failAscii)
       if (!m) continue
       fr.hits++
